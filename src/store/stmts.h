@@ -1,0 +1,31 @@
+/* Every SQL statement pchatd runs, as named prepared statements. The store
+ * prepares all of them on each (re)connection. */
+#ifndef PC_STORE_STMTS_H
+#define PC_STORE_STMTS_H
+
+enum pc_stmt {
+    PC_STMT_SCHEMA_VERSION, /* () -> version */
+    PC_STMT_POST,           /* batch of posts -> (msgid, room_id, seq) */
+    PC_STMT_ROOM_LIST,      /* () -> every room with its settings */
+    PC_STMT_ROOM_CREATE,    /* (name, folded) -> room row */
+    PC_STMT_ROOM_SET_TOPIC, /* (id, topic, by, at_ms) */
+    PC_STMT_ROOM_SET_MODES, /* (id, modes, key, limit) */
+    PC_STMT_HIST_LATEST,    /* (room, limit) */
+    PC_STMT_HIST_BEFORE,    /* (room, seq, limit) */
+    PC_STMT_HIST_AFTER,     /* (room, seq, limit) */
+    PC_STMT_HIST_BETWEEN,   /* (room, after_seq, before_seq, limit) */
+    PC_STMT_HIST_SEQ_OF,    /* (room, msgid) -> seq */
+    PC_STMT_HIST_SEQ_AT,    /* (room, at_ms) -> first seq at or after */
+    PC_STMT_HIST_TARGETS,   /* (from_ms, to_ms, limit) -> room, latest at */
+    PC_STMT_COUNT
+};
+
+struct pc_stmt_def {
+    const char *name; /* prepared statement name */
+    const char *sql;
+    int nparams;
+};
+
+extern const struct pc_stmt_def pc_stmts[PC_STMT_COUNT];
+
+#endif

@@ -1,0 +1,83 @@
+/* PostgreSQL access on the libuv loop: libpq in non-blocking pipeline mode,
+ * a FIFO of queries on named prepared statements, reconnection with backoff
+ * over a multi-host conninfo, and schema migrations. */
+#ifndef PC_STORE_STORE_H
+#define PC_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include <libpq-fe.h>
+
+#include "store/stmts.h"
+
+struct pc_store;
+
+struct pc_store_cfg {
+    const char *conninfo;        /* libpq conninfo or URI, may be multi-host */
+    uint32_t connect_timeout_ms; /* one attempt, all hosts */
+    uint32_t backoff_min_ms;     /* first retry after a failure */
+    uint32_t backoff_max_ms;     /* doubling stops here */
+    uint32_t max_in_flight;      /* queries sent but not answered */
+};
+
+enum pc_store_state {
+    PC_STORE_DISCONNECTED,
+    PC_STORE_CONNECTING,
+    PC_STORE_READY,
+    PC_STORE_BACKOFF,
+    PC_STORE_CLOSED,
+};
+
+/* Query completion, called exactly once, never from inside
+ * pc_store_query():
+ *   0             res holds the rows (PGRES_TUPLES_OK or COMMAND_OK);
+ *   PC_EDB        res holds the error (PQresultErrorField for SQLSTATE);
+ *   PC_ETIMEDOUT  the deadline passed before the query was sent: it did not
+ *                 run;
+ *   PC_EUNKNOWN   it was sent and the connection was lost before the
+ *                 answer: it may or may not have committed;
+ *   PC_ECANCELED  the store is closing; it did not run.
+ * res is NULL unless status is 0 or PC_EDB, and is valid only during the
+ * callback. */
+typedef void (*pc_store_cb)(void *arg, int status, PGresult *res);
+/* Told of every state change (logging, metrics, retrying parked work). */
+typedef void (*pc_store_state_cb)(void *arg, enum pc_store_state state);
+
+int pc_store_new(struct pc_store **out, uv_loop_t *loop,
+                 const struct pc_store_cfg *cfg, pc_store_state_cb state_cb,
+                 void *state_arg);
+/* Starts connecting (asynchronously). */
+int pc_store_start(struct pc_store *s);
+/* Queues a statement. params are copied (NULL elements are SQL NULL);
+ * deadline_ms is on pc_now_ms()'s clock, 0 for none. Returns 0, or a
+ * negative code if the store is closed (the callback then never runs). */
+int pc_store_query(struct pc_store *s, enum pc_stmt stmt,
+                   const char *const *params, int nparams,
+                   uint64_t deadline_ms, pc_store_cb cb, void *arg);
+enum pc_store_state pc_store_state(const struct pc_store *s);
+const char *pc_store_state_name(enum pc_store_state st);
+/* Host and port of the server now connected, for logs ("db1:5432"). */
+const char *pc_store_server(const struct pc_store *s);
+/* Fails every queued query with PC_ECANCELED, closes the connection and
+ * frees the store once its handles are closed; done_cb may be NULL. */
+void pc_store_close(struct pc_store *s, void (*done_cb)(void *),
+                    void *done_arg);
+
+/* Migrations (blocking: for pchatctl and start-up only, never on a loop). */
+
+/* Number of the newest migration built into this program. */
+int pc_migrate_latest(void);
+/* Applies every missing migration in order, each in its own transaction,
+ * under an advisory lock so that concurrent runs wait for each other.
+ * Writes a line per applied migration to `report` when non-NULL. Returns 0
+ * or a negative code with a message in err. */
+int pc_migrate_apply(PGconn *conn, void (*report)(const char *line),
+                     char *err, size_t errlen);
+/* Reads the schema version of the database (0 if none). Returns 0 or a
+ * negative code with a message in err. */
+int pc_migrate_current(PGconn *conn, int *version, char *err,
+                       size_t errlen);
+
+#endif
