@@ -10,10 +10,8 @@ enum pc_stmt {
     PC_STMT_ROOM_CREATE,    /* (name, folded) -> room row */
     PC_STMT_ROOM_SET_TOPIC, /* (id, topic, by, at_ms) */
     PC_STMT_ROOM_SET_MODES, /* (id, modes, key, limit) */
-    PC_STMT_HIST_LATEST,    /* (room, limit) */
-    PC_STMT_HIST_BEFORE,    /* (room, seq, limit) */
-    PC_STMT_HIST_AFTER,     /* (room, seq, limit) */
-    PC_STMT_HIST_BETWEEN,   /* (room, after_seq, before_seq, limit) */
+    PC_STMT_HIST_BEFORE,    /* (room, below, above, limit), newest first */
+    PC_STMT_HIST_AFTER,     /* (room, above, below, limit), oldest first */
     PC_STMT_HIST_SEQ_OF,    /* (room, msgid) -> seq */
     PC_STMT_HIST_SEQ_AT,    /* (room, at_ms) -> first seq at or after */
     PC_STMT_HIST_TARGETS,   /* (from_ms, to_ms, limit) -> room, latest at */

@@ -1,0 +1,64 @@
+#include "config.h"
+
+#include "store/stmts.h"
+
+/* Message rows are always selected in this shape, so that one decoder in
+ * chat/ reads every history answer. */
+#define MSG_COLUMNS                                                          \
+    "seq, msgid::text, (extract(epoch from at) * 1000)::bigint, kind, "     \
+    "source, account, body, tags"
+
+const struct pc_stmt_def pc_stmts[PC_STMT_COUNT] = {
+    [PC_STMT_SCHEMA_VERSION] = {
+        "schema_version",
+        "SELECT coalesce(max(version), 0) FROM pchat_schema", 0},
+    [PC_STMT_POST] = {
+        "post",
+        "SELECT msgid::text, room_id, seq, inserted FROM pchat_post("
+        "$1::uuid[], $2::bigint[], $3::bigint[], $4::smallint[], $5::text[],"
+        " $6::text[], $7::text[], $8::text[])", 8},
+    [PC_STMT_ROOM_LIST] = {
+        "room_list",
+        "SELECT id, name, topic, topic_by,"
+        " coalesce((extract(epoch from topic_at))::bigint, 0), modes,"
+        " key, user_limit, (extract(epoch from created_at))::bigint,"
+        " last_seq FROM rooms ORDER BY id", 0},
+    [PC_STMT_ROOM_CREATE] = {
+        "room_create",
+        "INSERT INTO rooms (name, name_folded) VALUES ($1, $2)"
+        " ON CONFLICT (name_folded) DO UPDATE SET name_folded = EXCLUDED.name_folded"
+        " RETURNING id, name, topic, topic_by,"
+        " coalesce((extract(epoch from topic_at))::bigint, 0), modes,"
+        " key, user_limit, (extract(epoch from created_at))::bigint,"
+        " last_seq", 2},
+    [PC_STMT_ROOM_SET_TOPIC] = {
+        "room_set_topic",
+        "UPDATE rooms SET topic = $2, topic_by = $3,"
+        " topic_at = to_timestamp($4::bigint / 1000.0) WHERE id = $1", 4},
+    [PC_STMT_ROOM_SET_MODES] = {
+        "room_set_modes",
+        "UPDATE rooms SET modes = $2, key = $3, user_limit = $4::integer"
+        " WHERE id = $1", 4},
+    [PC_STMT_HIST_BEFORE] = {
+        "hist_before",
+        "SELECT " MSG_COLUMNS " FROM messages WHERE room_id = $1"
+        " AND seq < $2 AND seq > $3 ORDER BY seq DESC LIMIT $4", 4},
+    [PC_STMT_HIST_AFTER] = {
+        "hist_after",
+        "SELECT " MSG_COLUMNS " FROM messages WHERE room_id = $1"
+        " AND seq > $2 AND seq < $3 ORDER BY seq ASC LIMIT $4", 4},
+    [PC_STMT_HIST_SEQ_OF] = {
+        "hist_seq_of",
+        "SELECT seq FROM messages WHERE room_id = $1 AND msgid = $2::uuid", 2},
+    [PC_STMT_HIST_SEQ_AT] = {
+        "hist_seq_at",
+        "SELECT coalesce(min(seq), (SELECT last_seq + 1 FROM rooms"
+        " WHERE id = $1)) FROM messages WHERE room_id = $1"
+        " AND at >= to_timestamp($2::bigint / 1000.0)", 2},
+    [PC_STMT_HIST_TARGETS] = {
+        "hist_targets",
+        "SELECT name, (extract(epoch from last_at) * 1000)::bigint FROM rooms"
+        " WHERE last_at > to_timestamp($1::bigint / 1000.0)"
+        " AND last_at < to_timestamp($2::bigint / 1000.0)"
+        " ORDER BY last_at LIMIT $3", 3},
+};
