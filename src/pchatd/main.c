@@ -1,9 +1,470 @@
+/* pchatd: wiring only. Reads the configuration, creates the worker's loop,
+ * store, bus, chat service and listeners, and handles signals. */
 #include "config.h"
 
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <libpq-fe.h>
+#include <uv.h>
+
+#include "chat/chat.h"
+#include "net/net.h"
+#include "pool/bus.h"
+#include "store/store.h"
+#include "util/conf.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define MAX_LISTENERS (2 * PC_CONF_MAX_LISTEN)
+#define DRAIN_TIMEOUT_MS 10000
+
+struct pc_worker {
+    uv_loop_t loop;
+    struct pc_conf conf;
+    const char *conf_path;
+    char **overrides;
+    int noverrides;
+    struct pc_net *net;
+    struct pc_store *store;
+    struct pc_bus *bus;
+    struct pc_chat *chat;
+    SSL_CTX *tls;
+    struct pc_listener *listeners[MAX_LISTENERS];
+    int nlisteners;
+    uv_check_t pass;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t drain_timer;
+    bool draining;
+    int exit_code;
+};
+
+static void
+usage(FILE *out)
+{
+    (void)fprintf(out,
+        "usage: pchatd [-c FILE] [-o section.key=value]... [--check-config]\n"
+        "              [--log-level LEVEL] [--version] [--help]\n"
+        "\n"
+        "  -c, --config FILE     configuration file (INI)\n"
+        "  -o, --set S.K=V       override one key, e.g. -o log.level=debug\n"
+        "  -t, --check-config    validate the configuration and exit\n"
+        "  -l, --log-level LEVEL same as -o log.level=LEVEL\n"
+        "  -f, --foreground      accepted for compatibility (always)\n"
+        "  -V, --version         print the version and exit\n");
+}
+
+/* Loads defaults, the file and the command-line overrides, in that order. */
+static int
+load_conf(struct pc_worker *w, struct pc_conf *conf, char *err, size_t errlen)
+{
+    int rc = pc_conf_init(conf);
+    if (rc < 0) {
+        (void)snprintf(err, errlen, "out of memory");
+        return rc;
+    }
+    if (w->conf_path != NULL) {
+        rc = pc_conf_load(conf, w->conf_path, err, errlen);
+    }
+    for (int i = 0; rc == 0 && i < w->noverrides; i++) {
+        rc = pc_conf_set(conf, w->overrides[i], err, errlen);
+    }
+    if (rc == 0) {
+        rc = pc_conf_validate(conf, err, errlen);
+    }
+    if (rc < 0) {
+        pc_conf_free(conf);
+    }
+    return rc;
+}
+
+static void
+apply_logging(const struct pc_conf *conf)
+{
+    int level = pc_log_level_parse(conf->log_level);
+    pc_log_set_level(level > 0 ? (enum pc_log_level)level : PC_LOG_NOTICE);
+    pc_log_use_syslog(conf->log_syslog, "pchatd");
+}
+
+static void
+raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    (void)getrlimit(RLIMIT_NOFILE, &rl);
+    pc_log(PC_LOG_NOTICE, "main", "descriptor limit %llu (soft = hard); "
+           "raise LimitNOFILE= in the service unit for more clients",
+           (unsigned long long)rl.rlim_cur);
+}
+
+/* Refuses to run against a schema this build does not know. Blocking, at
+ * start only; an unreachable database is not an error here (the store
+ * retries and checks again on every connection). */
+static int
+check_schema(const struct pc_conf *conf)
+{
+    char timeout[16];
+    const char *keys[] = {"dbname", "connect_timeout", NULL};
+    const char *vals[] = {conf->db_conninfo, timeout, NULL};
+    char err[256];
+    int version = 0;
+
+    (void)snprintf(timeout, sizeof(timeout), "%u",
+                   conf->db_connect_timeout_ms / 1000 + 1);
+    PGconn *db = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(db) != CONNECTION_OK) {
+        pc_log(PC_LOG_WARN, "main", "database not reachable at start, will "
+               "keep trying: %s", strtok(PQerrorMessage(db), "\n"));
+        PQfinish(db);
+        return 0;
+    }
+    int rc = pc_migrate_current(db, &version, err, sizeof(err));
+    PQfinish(db);
+    if (rc < 0) {
+        pc_log(PC_LOG_WARN, "main", "cannot read schema version: %s", err);
+        return 0;
+    }
+    if (version > pc_migrate_latest()) {
+        pc_log(PC_LOG_CRIT, "main", "database schema version %d is newer "
+               "than this pchatd knows (%d); upgrade pchatd", version,
+               pc_migrate_latest());
+        return PC_ESCHEMA;
+    }
+    if (version < pc_migrate_latest()) {
+        pc_log(PC_LOG_CRIT, "main", "database schema version %d is older "
+               "than this pchatd needs (%d); run: pchatctl db migrate",
+               version, pc_migrate_latest());
+        return PC_ESCHEMA;
+    }
+    return 0;
+}
+
+static int
+start_listeners(struct pc_worker *w, const char *list, SSL_CTX *tls)
+{
+    char *copy = strdup(list);
+    char *save = NULL;
+    int rc = 0;
+
+    if (copy == NULL) {
+        return -ENOMEM;
+    }
+    for (char *item = strtok_r(copy, ", ", &save); item != NULL && rc == 0;
+         item = strtok_r(NULL, ", ", &save)) {
+        char host[64];
+        int port = 0;
+        if (w->nlisteners == MAX_LISTENERS) {
+            rc = PC_ECONFIG;
+            break;
+        }
+        rc = pc_conf_parse_hostport(item, strlen(item), host, sizeof(host),
+                                    &port);
+        if (rc == 0) {
+            rc = pc_listener_start(w->net, &w->listeners[w->nlisteners], host,
+                                   port, tls, pc_chat_accept, w->chat);
+        }
+        if (rc < 0) {
+            pc_log(PC_LOG_CRIT, "main", "cannot listen on %s: %s", item,
+                   pc_strerror(rc));
+        } else {
+            w->nlisteners++;
+            pc_log(PC_LOG_NOTICE, "main", "listening on %s (%s)", item,
+                   tls ? "TLS" : "plain");
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+static void
+stop_listeners(struct pc_worker *w)
+{
+    for (int i = 0; i < w->nlisteners; i++) {
+        pc_listener_stop(w->listeners[i]);
+    }
+    w->nlisteners = 0;
+}
+
+static void
+on_pass(uv_check_t *h)
+{
+    struct pc_worker *w = h->data;
+    /* Deliver what the bus brought, then write every client's output once. */
+    pc_bus_dispatch(w->bus);
+    pc_net_flush(w->net);
+}
+
+static void
+store_state(void *arg, enum pc_store_state st)
+{
+    struct pc_worker *w = arg;
+    pc_log(st == PC_STORE_READY ? PC_LOG_NOTICE : PC_LOG_WARN, "store",
+           "database %s server=%s", pc_store_state_name(st),
+           pc_store_server(w->store));
+    pc_chat_store_state(w->chat, st);
+}
+
+static void
+close_all(struct pc_worker *w)
+{
+    uv_signal_stop(&w->sig_term);
+    uv_signal_stop(&w->sig_int);
+    uv_signal_stop(&w->sig_hup);
+    uv_close((uv_handle_t *)&w->sig_term, NULL);
+    uv_close((uv_handle_t *)&w->sig_int, NULL);
+    uv_close((uv_handle_t *)&w->sig_hup, NULL);
+    uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    pc_net_flush(w->net);
+    uv_close((uv_handle_t *)&w->pass, NULL);
+    pc_chat_free(w->chat);
+    pc_store_close(w->store, NULL, NULL);
+}
+
+static void
+drained(void *arg)
+{
+    struct pc_worker *w = arg;
+    pc_log(PC_LOG_NOTICE, "main", "drained, exiting");
+    close_all(w);
+}
+
+static void
+drain_timeout(uv_timer_t *t)
+{
+    struct pc_worker *w = t->data;
+    pc_log(PC_LOG_WARN, "main", "drain took over %d ms, exiting anyway",
+           DRAIN_TIMEOUT_MS);
+    w->exit_code = 1;
+    uv_stop(&w->loop);
+}
+
+static void
+on_terminate(uv_signal_t *h, int signum)
+{
+    struct pc_worker *w = h->data;
+    if (w->draining) {
+        return;
+    }
+    w->draining = true;
+    pc_log(PC_LOG_NOTICE, "main", "signal %d: stopping listeners and "
+           "draining clients", signum);
+    stop_listeners(w);
+    (void)uv_timer_start(&w->drain_timer, drain_timeout, DRAIN_TIMEOUT_MS, 0);
+    uv_unref((uv_handle_t *)&w->drain_timer);
+    pc_chat_shutdown(w->chat, drained, w);
+}
+
+static void
+on_reload(uv_signal_t *h, int signum)
+{
+    struct pc_worker *w = h->data;
+    struct pc_conf fresh;
+    char err[512];
+
+    if (load_conf(w, &fresh, err, sizeof(err)) < 0) {
+        pc_log(PC_LOG_ERR, "main", "reload refused, keeping the running "
+               "configuration: %s", err);
+        return;
+    }
+    /* Only reloadable keys change: the rest of the running configuration
+     * stays, so the new values are copied key by key. */
+    free(w->conf.log_level);
+    w->conf.log_level = fresh.log_level;
+    fresh.log_level = NULL;
+    w->conf.log_syslog = fresh.log_syslog;
+    free(w->conf.motd_file);
+    w->conf.motd_file = fresh.motd_file;
+    fresh.motd_file = NULL;
+    w->conf.flood_burst = fresh.flood_burst;
+    w->conf.flood_rate = fresh.flood_rate;
+    apply_logging(&w->conf);
+    if (fresh.tls_cert[0] != '\0' && w->tls != NULL) {
+        char terr[512];
+        SSL_CTX *ctx = pc_tls_server_ctx(fresh.tls_cert, fresh.tls_key, terr,
+                                         sizeof(terr));
+        if (ctx == NULL) {
+            pc_log(PC_LOG_ERR, "main", "TLS reload failed, keeping the old "
+                   "certificate: %s", terr);
+        } else {
+            for (int i = 0; i < w->nlisteners; i++) {
+                pc_listener_set_tls(w->listeners[i], ctx);
+            }
+            SSL_CTX_free(w->tls);
+            w->tls = ctx;
+        }
+    }
+    pc_conf_free(&fresh);
+    pc_chat_reload(w->chat, &w->conf);
+    pc_log(PC_LOG_NOTICE, "main", "configuration reloaded (signal %d) "
+           "log.level=%s", signum, w->conf.log_level);
+}
 
 int
-main(void)
+main(int argc, char **argv)
 {
-    return 0;
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"set", required_argument, NULL, 'o'},
+        {"check-config", no_argument, NULL, 't'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"foreground", no_argument, NULL, 'f'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct pc_worker w;
+    bool check_only = false;
+    char err[512];
+    char *level_override = NULL;
+    int opt, rc;
+
+    memset(&w, 0, sizeof(w));
+    w.overrides = calloc((size_t)argc + 1, sizeof(char *));
+    if (w.overrides == NULL) {
+        return 1;
+    }
+    while ((opt = getopt_long(argc, argv, "c:o:tl:fVh", longopts, NULL))
+           != -1) {
+        switch (opt) {
+        case 'c':
+            w.conf_path = optarg;
+            break;
+        case 'o':
+            w.overrides[w.noverrides++] = optarg;
+            break;
+        case 't':
+            check_only = true;
+            break;
+        case 'l':
+            free(level_override);
+            level_override = malloc(strlen(optarg) + 16);
+            if (level_override == NULL) {
+                return 1;
+            }
+            (void)snprintf(level_override, strlen(optarg) + 16,
+                           "log.level=%s", optarg);
+            w.overrides[w.noverrides++] = level_override;
+            break;
+        case 'f':
+            break;
+        case 'V':
+            (void)printf("pchatd %s\n", PACKAGE_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (load_conf(&w, &w.conf, err, sizeof(err)) < 0) {
+        (void)fprintf(stderr, "pchatd: %s\n", err);
+        return 1;
+    }
+    if (check_only) {
+        pc_conf_dump(&w.conf, stdout);
+        (void)fprintf(stderr, "pchatd: configuration OK\n");
+        pc_conf_free(&w.conf);
+        free(w.overrides);
+        free(level_override);
+        return 0;
+    }
+    apply_logging(&w.conf);
+    (void)signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    if (check_schema(&w.conf) < 0) {
+        return 1;
+    }
+
+    rc = uv_loop_init(&w.loop);
+    if (rc == 0) {
+        rc = pc_net_new(&w.net, &w.loop);
+    }
+    struct pc_store_cfg scfg = {
+        .conninfo = w.conf.db_conninfo,
+        .connect_timeout_ms = w.conf.db_connect_timeout_ms,
+        .backoff_min_ms = w.conf.db_backoff_min_ms,
+        .backoff_max_ms = w.conf.db_backoff_max_ms,
+        .max_in_flight = 64,
+    };
+    if (rc == 0) {
+        rc = pc_store_new(&w.store, &w.loop, &scfg, store_state, &w);
+    }
+    if (rc == 0) {
+        rc = pc_chat_new(&w.chat, &w.loop, &w.conf, w.store);
+    }
+    if (rc == 0) {
+        rc = pc_bus_local_new(&w.bus, &w.loop, &pc_chat_bus_cbs, w.chat);
+    }
+    if (rc < 0) {
+        pc_log(PC_LOG_CRIT, "main", "start-up failed: %s", pc_strerror(rc));
+        return 1;
+    }
+    pc_chat_set_bus(w.chat, w.bus);
+    if (w.conf.listen_tls[0] != '\0') {
+        w.tls = pc_tls_server_ctx(w.conf.tls_cert, w.conf.tls_key, err,
+                                  sizeof(err));
+        if (w.tls == NULL) {
+            pc_log(PC_LOG_CRIT, "main", "TLS: %s", err);
+            return 1;
+        }
+    }
+    if (start_listeners(&w, w.conf.listen_plain, NULL) < 0
+        || (w.tls != NULL && start_listeners(&w, w.conf.listen_tls, w.tls) < 0)) {
+        return 1;
+    }
+
+    (void)uv_check_init(&w.loop, &w.pass);
+    w.pass.data = &w;
+    (void)uv_check_start(&w.pass, on_pass);
+    (void)uv_timer_init(&w.loop, &w.drain_timer);
+    w.drain_timer.data = &w;
+    (void)uv_signal_init(&w.loop, &w.sig_term);
+    (void)uv_signal_init(&w.loop, &w.sig_int);
+    (void)uv_signal_init(&w.loop, &w.sig_hup);
+    w.sig_term.data = w.sig_int.data = w.sig_hup.data = &w;
+    (void)uv_signal_start(&w.sig_term, on_terminate, SIGTERM);
+    (void)uv_signal_start(&w.sig_int, on_terminate, SIGINT);
+    (void)uv_signal_start(&w.sig_hup, on_reload, SIGHUP);
+    (void)pc_store_start(w.store);
+    pc_log(PC_LOG_NOTICE, "main", "pchatd %s started server=%s bus=%s",
+           PACKAGE_VERSION, w.conf.server_name, pc_bus_backend(w.bus));
+
+    (void)uv_run(&w.loop, UV_RUN_DEFAULT);
+
+    if (w.exit_code == 0) {
+        /* Let the close callbacks run, then check nothing was left open. */
+        (void)uv_run(&w.loop, UV_RUN_DEFAULT);
+        pc_bus_free(w.bus);
+        pc_net_free(w.net);
+        if (w.tls != NULL) {
+            SSL_CTX_free(w.tls);
+        }
+        rc = uv_loop_close(&w.loop);
+        if (rc != 0) {
+            pc_log(PC_LOG_WARN, "main", "loop closed with handles open: %s",
+                   pc_strerror(rc));
+        }
+    }
+    pc_conf_free(&w.conf);
+    free(w.overrides);
+    free(level_override);
+    pc_log(PC_LOG_NOTICE, "main", "stopped");
+    return w.exit_code;
 }

@@ -1,0 +1,255 @@
+/* Types and helpers shared by the files of chat/ (private to chat/). */
+#ifndef PC_CHAT_INTERNAL_H
+#define PC_CHAT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chat/chat.h"
+#include "irc/irc.h"
+#include "util/buf.h"
+#include "util/map.h"
+#include "util/time.h"
+
+#define PC_NICK_MAX 64
+#define PC_CHAN_MAX 200
+#define PC_LABEL_MAX 64
+
+/* Client capabilities, as bits of pc_session.caps. */
+enum pc_cap {
+    CAP_CAP_NOTIFY = 1u << 0,
+    CAP_MESSAGE_TAGS = 1u << 1,
+    CAP_SERVER_TIME = 1u << 2,
+    CAP_ECHO_MESSAGE = 1u << 3,
+    CAP_BATCH = 1u << 4,
+    CAP_LABELED_RESPONSE = 1u << 5,
+    CAP_CHATHISTORY = 1u << 6,
+    CAP_MULTI_PREFIX = 1u << 7,
+    CAP_USERHOST_IN_NAMES = 1u << 8,
+    CAP_AWAY_NOTIFY = 1u << 9,
+};
+
+struct pc_cap_def {
+    const char *name;
+    unsigned bit;
+};
+extern const struct pc_cap_def pc_caps[];
+
+/* Channel modes (flags). */
+enum {
+    MODE_INVITE = 1u << 0,    /* +i */
+    MODE_MODERATED = 1u << 1, /* +m */
+    MODE_NOEXTERNAL = 1u << 2, /* +n */
+    MODE_SECRET = 1u << 3,    /* +s */
+    MODE_TOPICLOCK = 1u << 4, /* +t */
+};
+
+/* Member prefixes. */
+enum {
+    MEMBER_OP = 1u << 0,
+    MEMBER_VOICE = 1u << 1,
+};
+
+struct pc_room;
+
+struct pc_membership {
+    struct pc_room *room;
+    unsigned flags;
+};
+
+enum pc_sess_state {
+    SESS_NEW,    /* not registered yet */
+    SESS_ACTIVE, /* registered */
+    SESS_CLOSING /* closing; drops output, ignores input */
+};
+
+struct pc_session {
+    uint64_t id; /* never reused: async contexts hold it, not a pointer */
+    struct pc_chat *chat;
+    struct pc_conn *conn;
+    enum pc_sess_state state;
+    unsigned caps;
+    bool cap_negotiating;
+    bool cap_302;
+    bool has_user;
+    bool invisible;
+    bool throttled;   /* out of flood tokens, reading paused */
+    bool discarding;  /* skipping the rest of an overlong line */
+    bool ping_out;    /* we sent PING and wait for PONG */
+    char nick[PC_NICK_MAX + 1];
+    char nick_folded[PC_NICK_MAX + 1];
+    char user[16];
+    char host[64];
+    char *realname;
+    char *away;
+    struct pc_buf in; /* partial input line */
+    double tokens;
+    uint64_t tokens_ms;
+    uint64_t connected_ms;
+    uint64_t last_rx_ms;
+    struct pc_membership *rooms;
+    size_t nrooms;
+    size_t caprooms;
+    /* Labeled response being collected (labeled-response cap). */
+    struct {
+        bool on;
+        char label[PC_LABEL_MAX + 1];
+        struct pc_buf lines;
+        unsigned count;
+    } reply;
+    struct pc_session *next_throttled;
+};
+
+struct pc_room {
+    int64_t id;
+    char *name;
+    char *folded;
+    char *topic;
+    char *topic_by;
+    int64_t topic_at; /* epoch seconds */
+    unsigned modes;
+    char *key;
+    uint32_t limit;
+    int64_t created_at;
+    int64_t last_seq; /* newest seq delivered live */
+    struct pc_session **members;
+    size_t nmembers;
+    size_t capmembers;
+    char **invites; /* folded nicks invited while +i */
+    size_t ninvites;
+    bool loaded; /* from the database (else being created) */
+    struct pc_join_wait *waiting;
+};
+
+/* A JOIN waiting for its room to come from the database. */
+struct pc_join_wait {
+    struct pc_join_wait *next;
+    uint64_t sess_id;
+    char label[PC_LABEL_MAX + 1];
+    char *key;
+};
+
+/* A post on its way to the database. */
+struct pc_post {
+    struct pc_post *next;
+    uint64_t sess_id;
+    char label[PC_LABEL_MAX + 1];
+    char msgid[PC_MSGID_LEN + 1];
+    char target[PC_CHAN_MAX + 1];
+    int64_t room_id;
+    uint64_t at_ms;
+    int kind; /* 0 PRIVMSG, 1 NOTICE */
+    char *source;
+    char *account;
+    char *body;
+    char *tags;       /* client-only tags, escaped, "" if none */
+    uint64_t deadline_ms; /* 0: outcome unknown, retry until known */
+};
+
+struct pc_chat {
+    uv_loop_t *loop;
+    const struct pc_conf *conf;
+    struct pc_store *store;
+    struct pc_bus *bus;
+    struct pc_map sessions;  /* decimal id -> session */
+    struct pc_map nicks;     /* folded nick -> session */
+    struct pc_map rooms;     /* folded name -> room */
+    struct pc_map rooms_by_id; /* decimal id -> room */
+    struct pc_msgid_gen msgids;
+    uint64_t next_sess_id;
+    uint64_t started_wall_ms;
+    uint64_t nsessions;
+    uint64_t nregistered;
+    uint64_t max_registered;
+    uv_timer_t sweep_timer;    /* registration and ping timeouts */
+    uv_timer_t throttle_timer; /* resumes throttled sessions */
+    struct pc_session *throttled;
+    /* Post pipeline (group commit). */
+    struct pc_post *posts;
+    struct pc_post **posts_tail;
+    size_t nposts;
+    unsigned batches_in_flight;
+    bool rooms_loaded;
+    bool rooms_loading;
+    bool store_ready;
+    bool shutting_down;
+    void (*shutdown_done)(void *);
+    void *shutdown_arg;
+    unsigned timers_open;
+    struct pc_buf scratch;
+};
+
+/* session.c */
+struct pc_session *pc_sess_by_id(struct pc_chat *c, uint64_t id);
+struct pc_session *pc_sess_by_nick(struct pc_chat *c, const char *nick);
+/* Sends one complete line (with CR LF); honours a labeled reply in
+ * progress. Lines with CR, LF or NUL inside are cut there. */
+void pc_sess_send_raw(struct pc_session *s, const char *line, size_t len);
+void pc_sess_send_line(struct pc_session *s, struct pc_irc_line *l);
+/* ":server <fmt>" to the session. */
+void pc_sess_sendf(struct pc_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* ":server NUM nick <fmt>". */
+void pc_sess_num(struct pc_session *s, const char *num, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Standard reply: FAIL/WARN/NOTE <command> <code> [context] :<text>. */
+void pc_sess_std(struct pc_session *s, const char *type, const char *cmd,
+                 const char *code, const char *context, const char *text);
+void pc_sess_quit(struct pc_session *s, const char *reason);
+void pc_sess_error_close(struct pc_session *s, const char *reason);
+/* Labeled responses spanning async work. */
+void pc_reply_begin(struct pc_session *s, const char *label);
+void pc_reply_end(struct pc_session *s);
+/* nick!user@host */
+const char *pc_sess_mask(const struct pc_session *s, char *buf, size_t cap);
+bool pc_sess_in_room(const struct pc_session *s, const struct pc_room *r,
+                     unsigned *flags);
+void pc_sess_set_flags(struct pc_session *s, const struct pc_room *r,
+                       unsigned flags);
+/* Writes a server-time / batch / msgid tag prefix for a recipient. */
+void pc_sess_tags(const struct pc_session *s, struct pc_irc_line *l,
+                  uint64_t at_ms, const char *msgid);
+
+/* room.c */
+struct pc_room *pc_room_find(struct pc_chat *c, const char *name);
+struct pc_room *pc_room_from_row(struct pc_chat *c, void *pgresult, int row);
+int pc_room_add_member(struct pc_room *r, struct pc_session *s,
+                       unsigned flags);
+void pc_room_remove_member(struct pc_room *r, struct pc_session *s);
+/* Sends a line (with CR LF) to every member except `except`. */
+void pc_room_send(struct pc_room *r, const char *line, size_t len,
+                  const struct pc_session *except);
+void pc_room_modes_str(const struct pc_room *r, bool show_key, char *out,
+                       size_t cap);
+bool pc_room_invited(const struct pc_room *r, const char *nick_folded);
+void pc_room_uninvite(struct pc_room *r, const char *nick_folded);
+int pc_room_invite(struct pc_room *r, const char *nick_folded);
+void pc_room_free(struct pc_room *r);
+void pc_rooms_load(struct pc_chat *c);
+/* Finishes a JOIN of an existing room (checks, broadcast, NAMES, replay). */
+void pc_join_room(struct pc_session *s, struct pc_room *r, const char *key);
+void pc_send_names(struct pc_session *s, struct pc_room *r);
+void pc_send_topic(struct pc_session *s, struct pc_room *r, bool silent);
+
+/* post.c */
+void pc_post_submit(struct pc_chat *c, struct pc_post *p);
+void pc_post_kick(struct pc_chat *c);
+void pc_post_free(struct pc_post *p);
+void pc_chat_deliver(void *arg, uint32_t from, const void *data, size_t len);
+
+/* history.c */
+void pc_history_replay(struct pc_session *s, struct pc_room *r);
+int pc_cmd_chathistory(struct pc_session *s, const struct pc_irc_msg *m);
+
+/* commands.c: the command table */
+void pc_cmd_dispatch(struct pc_session *s, const struct pc_irc_msg *m);
+void pc_send_isupport(struct pc_session *s);
+
+/* Small helpers. */
+char *pc_strndup(const char *s, size_t n);
+/* Copies a slice into a NUL-terminated buffer, truncating. */
+void pc_slice(char *dst, size_t cap, struct pc_irc_str src);
+const char *pc_server_name(const struct pc_chat *c);
+
+#endif

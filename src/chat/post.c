@@ -1,0 +1,527 @@
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "chat/internal.h"
+#include "irc/numeric.h"
+#include "util/err.h"
+#include "util/log.h"
+
+/* The durable post pipeline.
+ *
+ * Posts queue here; while fewer than POST_MAX_IN_FLIGHT batches are at the
+ * database, the queue goes out as one call of pchat_post() (one transaction:
+ * group commit). Only when its commit is confirmed is a post published on
+ * the pool bus, and every node, this one included, delivers it to its
+ * members in seq order; the author's echo is that delivery. */
+
+#define POST_MAX_IN_FLIGHT 2
+#define WIRE_ROOM_MSG 1
+
+struct post_batch {
+    struct pc_chat *chat;
+    struct pc_post *posts; /* in the order sent */
+    size_t count;
+};
+
+void
+pc_post_free(struct pc_post *p)
+{
+    free(p->source);
+    free(p->account);
+    free(p->body);
+    free(p->tags);
+    free(p);
+}
+
+/* PostgreSQL array literal: {"a","b",NULL} with " and \ escaped. */
+static int
+array_add(struct pc_buf *b, const char *v, bool first)
+{
+    int rc = pc_buf_append(b, first ? "" : ",", first ? 0 : 1);
+    if (rc < 0) {
+        return rc;
+    }
+    if (v == NULL) {
+        return pc_buf_append_str(b, "NULL");
+    }
+    rc = pc_buf_append(b, "\"", 1);
+    for (const char *p = v; *p && rc == 0; p++) {
+        if (*p == '"' || *p == '\\') {
+            rc = pc_buf_append(b, "\\", 1);
+        }
+        if (rc == 0) {
+            rc = pc_buf_append(b, p, 1);
+        }
+    }
+    return rc == 0 ? pc_buf_append(b, "\"", 1) : rc;
+}
+
+static void post_batch_done(void *arg, int status, PGresult *res);
+
+static void
+post_fail(struct pc_chat *c, struct pc_post *p, const char *code,
+          const char *text)
+{
+    struct pc_session *s = pc_sess_by_id(c, p->sess_id);
+    if (s != NULL) {
+        pc_reply_begin(s, p->label);
+        pc_sess_std(s, "FAIL", p->kind ? "NOTICE" : "PRIVMSG", code,
+                    p->target, text);
+        pc_reply_end(s);
+    }
+    pc_post_free(p);
+}
+
+/* Closes every session once no post is pending, then reports the end of
+ * the drain. */
+static void
+post_drain_check(struct pc_chat *c)
+{
+    size_t pos = 0;
+    struct pc_session *s;
+
+    if (!c->shutting_down || c->posts != NULL || c->batches_in_flight > 0) {
+        return;
+    }
+    while ((s = pc_map_next(&c->sessions, &pos, NULL)) != NULL) {
+        if (s->state != SESS_CLOSING) {
+            pc_sess_error_close(s, "Server shutting down");
+        }
+    }
+    if (c->nsessions == 0 && c->shutdown_done != NULL) {
+        void (*done)(void *) = c->shutdown_done;
+        c->shutdown_done = NULL;
+        done(c->shutdown_arg);
+    }
+}
+
+static void
+post_send_batch(struct pc_chat *c)
+{
+    struct pc_buf cols[8];
+    const char *params[8];
+    struct post_batch *b;
+    uint64_t deadline = 0;
+    bool retry;
+    int rc = 0;
+
+    b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        return;
+    }
+    b->chat = c;
+    /* Posts with an unknown outcome go in batches of their own without a
+     * deadline: they must be resolved, never refused. */
+    retry = c->posts->deadline_ms == 0;
+    struct pc_post **tail = &b->posts;
+    while (c->posts != NULL && b->count < c->conf->db_max_batch
+           && (c->posts->deadline_ms == 0) == retry) {
+        struct pc_post *p = c->posts;
+        c->posts = p->next;
+        c->nposts--;
+        p->next = NULL;
+        *tail = p;
+        tail = &p->next;
+        b->count++;
+        if (!retry && (deadline == 0 || p->deadline_ms < deadline)) {
+            deadline = p->deadline_ms;
+        }
+    }
+    if (c->posts == NULL) {
+        c->posts_tail = &c->posts;
+    }
+
+    for (int i = 0; i < 8; i++) {
+        pc_buf_init(&cols[i], 64 * 1024 * 1024);
+        rc = rc ? rc : pc_buf_append(&cols[i], "{", 1);
+    }
+    bool first = true;
+    for (struct pc_post *p = b->posts; p != NULL && rc == 0; p = p->next) {
+        char room[24], at[24], kind[4];
+        (void)snprintf(room, sizeof(room), "%" PRId64, p->room_id);
+        (void)snprintf(at, sizeof(at), "%" PRIu64, p->at_ms);
+        (void)snprintf(kind, sizeof(kind), "%d", p->kind);
+        rc = array_add(&cols[0], p->msgid, first);
+        rc = rc ? rc : array_add(&cols[1], room, first);
+        rc = rc ? rc : array_add(&cols[2], at, first);
+        rc = rc ? rc : array_add(&cols[3], kind, first);
+        rc = rc ? rc : array_add(&cols[4], p->source, first);
+        rc = rc ? rc : array_add(&cols[5], p->account, first);
+        rc = rc ? rc : array_add(&cols[6], p->body, first);
+        rc = rc ? rc : array_add(&cols[7], p->tags, first);
+        first = false;
+    }
+    for (int i = 0; i < 8; i++) {
+        rc = rc ? rc : pc_buf_append(&cols[i], "}", 2); /* with NUL */
+        params[i] = cols[i].data;
+    }
+    if (rc == 0) {
+        rc = pc_store_query(c->store, PC_STMT_POST, params, 8, deadline,
+                            post_batch_done, b);
+    }
+    for (int i = 0; i < 8; i++) {
+        pc_buf_free(&cols[i]);
+    }
+    if (rc < 0) {
+        while (b->posts != NULL) {
+            struct pc_post *p = b->posts;
+            b->posts = p->next;
+            post_fail(c, p, "TEMPORARILY_UNAVAILABLE",
+                      "Message could not be stored, try again later");
+        }
+        free(b);
+        return;
+    }
+    c->batches_in_flight++;
+}
+
+void
+pc_post_kick(struct pc_chat *c)
+{
+    while (c->posts != NULL && c->batches_in_flight < POST_MAX_IN_FLIGHT) {
+        post_send_batch(c);
+    }
+    post_drain_check(c);
+}
+
+void
+pc_post_submit(struct pc_chat *c, struct pc_post *p)
+{
+    p->next = NULL;
+    *c->posts_tail = p;
+    c->posts_tail = &p->next;
+    c->nposts++;
+    pc_post_kick(c);
+}
+
+/* Puts posts back at the head of the queue, in order, for a retry. */
+static void
+post_requeue(struct pc_chat *c, struct pc_post *list, bool unknown)
+{
+    struct pc_post *last = list;
+    if (list == NULL) {
+        return;
+    }
+    for (struct pc_post *p = list; p != NULL; p = p->next) {
+        if (unknown) {
+            p->deadline_ms = 0;
+        }
+        last = p;
+        c->nposts++;
+    }
+    last->next = c->posts;
+    if (c->posts == NULL) {
+        c->posts_tail = &last->next;
+    }
+    c->posts = list;
+}
+
+/* Wire format of a room message on the bus: little-endian integers and
+ * u16-length-prefixed strings. */
+static int
+wire_u64(struct pc_buf *b, uint64_t v)
+{
+    unsigned char x[8];
+    for (int i = 0; i < 8; i++) {
+        x[i] = (unsigned char)(v >> (8 * i));
+    }
+    return pc_buf_append(b, x, 8);
+}
+
+static int
+wire_str(struct pc_buf *b, const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+    unsigned char x[2] = {(unsigned char)len, (unsigned char)(len >> 8)};
+    if (len > 0xffff) {
+        return PC_E2BIG;
+    }
+    int rc = pc_buf_append(b, x, 2);
+    return rc ? rc : pc_buf_append(b, s ? s : "", len);
+}
+
+static void
+post_publish(struct pc_chat *c, const struct pc_post *p, int64_t seq)
+{
+    struct pc_buf *b = &c->scratch;
+    int rc;
+
+    pc_buf_reset(b);
+    rc = pc_buf_append(b, "\x01", 1);
+    rc = rc ? rc : wire_u64(b, (uint64_t)p->room_id);
+    rc = rc ? rc : wire_u64(b, (uint64_t)seq);
+    rc = rc ? rc : wire_u64(b, p->at_ms);
+    rc = rc ? rc : wire_u64(b, p->sess_id);
+    rc = rc ? rc : pc_buf_append(b, p->kind ? "\x01" : "\x00", 1);
+    rc = rc ? rc : wire_str(b, p->msgid);
+    rc = rc ? rc : wire_str(b, p->target);
+    rc = rc ? rc : wire_str(b, p->source);
+    rc = rc ? rc : wire_str(b, p->account);
+    rc = rc ? rc : wire_str(b, p->body);
+    rc = rc ? rc : wire_str(b, p->tags);
+    rc = rc ? rc : wire_str(b, p->label);
+    if (rc == 0) {
+        rc = pc_bus_publish(c->bus, b->data, b->len);
+    }
+    if (rc < 0) {
+        pc_log(PC_LOG_ERR, "post", "publishing stored message failed: %s "
+               "msgid=%s", pc_strerror(rc), p->msgid);
+    }
+}
+
+static void
+post_batch_done(void *arg, int status, PGresult *res)
+{
+    struct post_batch *b = arg;
+    struct pc_chat *c = b->chat;
+    struct pc_post *list = b->posts;
+
+    c->batches_in_flight--;
+    free(b);
+
+    if (status == PC_EUNKNOWN) {
+        /* Maybe committed: retry with the same msgids until we know. */
+        post_requeue(c, list, true);
+    } else if (status == PC_EDB) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        bool transient = state != NULL && (strncmp(state, "40", 2) == 0
+                                           || strncmp(state, "23505", 5) == 0);
+        pc_log(PC_LOG_WARN, "post", "batch failed sqlstate=%s: %s",
+               state ? state : "?", PQresultErrorMessage(res));
+        if (transient) {
+            post_requeue(c, list, false);
+        } else {
+            while (list != NULL) {
+                struct pc_post *p = list;
+                list = p->next;
+                post_fail(c, p, "MESSAGE_REJECTED",
+                          "Message could not be stored");
+            }
+        }
+    } else if (status != 0) {
+        /* Never sent (deadline or shutdown): not stored, safe to refuse. */
+        while (list != NULL) {
+            struct pc_post *p = list;
+            list = p->next;
+            post_fail(c, p, "TEMPORARILY_UNAVAILABLE",
+                      "The message store is unavailable, message not sent");
+        }
+    } else {
+        int n = PQntuples(res);
+        int i = 0;
+        while (list != NULL) {
+            struct pc_post *p = list;
+            list = p->next;
+            if (i < n && !PQgetisnull(res, i, 2)) {
+                post_publish(c, p, strtoll(PQgetvalue(res, i, 2), NULL, 10));
+                pc_post_free(p);
+            } else {
+                post_fail(c, p, "TARGET_GONE", "The room no longer exists");
+            }
+            i++;
+        }
+    }
+    pc_post_kick(c);
+}
+
+/* Delivery, on every node, in bus order. */
+
+struct wire_reader {
+    const unsigned char *p;
+    size_t left;
+    bool bad;
+};
+
+static uint64_t
+rd_u64(struct wire_reader *r)
+{
+    uint64_t v = 0;
+    if (r->left < 8) {
+        r->bad = true;
+        return 0;
+    }
+    for (int i = 0; i < 8; i++) {
+        v |= (uint64_t)r->p[i] << (8 * i);
+    }
+    r->p += 8;
+    r->left -= 8;
+    return v;
+}
+
+static struct pc_irc_str
+rd_str(struct wire_reader *r)
+{
+    struct pc_irc_str s = {"", 0};
+    if (r->left < 2) {
+        r->bad = true;
+        return s;
+    }
+    size_t len = (size_t)r->p[0] | ((size_t)r->p[1] << 8);
+    if (r->left - 2 < len) {
+        r->bad = true;
+        return s;
+    }
+    s.p = (const char *)r->p + 2;
+    s.len = len;
+    r->p += 2 + len;
+    r->left -= 2 + len;
+    return s;
+}
+
+struct room_msg {
+    int64_t room_id;
+    int64_t seq;
+    uint64_t at_ms;
+    uint64_t sess_id;
+    int kind;
+    struct pc_irc_str msgid, target, source, account, body, tags, label;
+};
+
+/* Builds the line a recipient sees; variants differ only by caps. */
+static size_t
+room_msg_line(const struct room_msg *m, const struct pc_session *s,
+              const char *label, struct pc_irc_line *l)
+{
+    char msgid[PC_MSGID_LEN + 1];
+    char target[PC_CHAN_MAX + 1];
+
+    pc_slice(msgid, sizeof(msgid), m->msgid);
+    pc_slice(target, sizeof(target), m->target);
+    pc_irc_line_init(l);
+    if (label != NULL && label[0] != '\0') {
+        pc_irc_line_tag(l, "label", label, strlen(label));
+    }
+    pc_sess_tags(s, l, m->at_ms, msgid);
+    if ((s->caps & CAP_MESSAGE_TAGS) && m->tags.len > 0) {
+        /* Client-only tags as received: "+k=v;+k2" (already escaped). */
+        const char *p = m->tags.p;
+        const char *end = p + m->tags.len;
+        while (p < end) {
+            const char *semi = memchr(p, ';', (size_t)(end - p));
+            const char *stop = semi ? semi : end;
+            const char *eq = memchr(p, '=', (size_t)(stop - p));
+            struct pc_irc_str k = {p, (size_t)((eq ? eq : stop) - p)};
+            struct pc_irc_str v = {eq ? eq + 1 : stop,
+                                   eq ? (size_t)(stop - eq - 1) : 0};
+            pc_irc_line_tag_raw(l, k, v);
+            p = semi ? semi + 1 : end;
+        }
+    }
+    char source[PC_IRC_BODY_MAX];
+    pc_slice(source, sizeof(source), m->source);
+    pc_irc_line_source(l, source);
+    pc_irc_line_cmd(l, m->kind ? "NOTICE" : "PRIVMSG");
+    pc_irc_line_param(l, target, strlen(target));
+    pc_irc_line_trailing(l, m->body.p, m->body.len);
+    ssize_t n = pc_irc_line_end(l);
+    return n > 0 ? (size_t)n : 0;
+}
+
+static void
+deliver_room_msg(struct pc_chat *c, uint32_t from, const struct room_msg *m)
+{
+    char key[24];
+    struct pc_room *r;
+    struct pc_session *author = NULL;
+    char label[PC_LABEL_MAX + 1];
+    /* One serialised line per combination of the caps that change it. */
+    struct pc_irc_line *variants[4] = {NULL, NULL, NULL, NULL};
+    size_t lens[4] = {0, 0, 0, 0};
+    struct pc_irc_line lines[4];
+
+    (void)snprintf(key, sizeof(key), "%" PRId64, m->room_id);
+    r = pc_map_get(&c->rooms_by_id, key);
+    if (r == NULL) {
+        return;
+    }
+    if (m->seq <= r->last_seq) {
+        return; /* already delivered */
+    }
+    if (m->seq != r->last_seq + 1 && r->last_seq != 0) {
+        pc_log(PC_LOG_DEBUG, "post", "seq gap room=%s last=%" PRId64
+               " got=%" PRId64, r->name, r->last_seq, m->seq);
+    }
+    r->last_seq = m->seq;
+    if (from == pc_bus_node_id(c->bus)) {
+        author = pc_sess_by_id(c, m->sess_id);
+    }
+    pc_slice(label, sizeof(label), m->label);
+
+    for (size_t i = 0; i < r->nmembers; i++) {
+        struct pc_session *s = r->members[i];
+        if (s == author || s->state != SESS_ACTIVE) {
+            continue;
+        }
+        unsigned v = ((s->caps & CAP_SERVER_TIME) ? 1u : 0u)
+                     | ((s->caps & CAP_MESSAGE_TAGS) ? 2u : 0u);
+        if (variants[v] == NULL) {
+            variants[v] = &lines[v];
+            lens[v] = room_msg_line(m, s, NULL, variants[v]);
+        }
+        if (lens[v] > 0) {
+            pc_sess_send_raw(s, variants[v]->buf, lens[v]);
+        }
+    }
+    if (author != NULL) {
+        if (author->caps & CAP_ECHO_MESSAGE) {
+            struct pc_irc_line *l = &lines[0];
+            size_t n = room_msg_line(m, author,
+                                     (author->caps & CAP_LABELED_RESPONSE)
+                                         ? label
+                                         : NULL,
+                                     l);
+            if (n > 0) {
+                pc_sess_send_raw(author, l->buf, n);
+            }
+        } else if (label[0] != '\0') {
+            pc_reply_begin(author, label);
+            pc_reply_end(author); /* ACK */
+        }
+    }
+}
+
+void
+pc_chat_deliver(void *arg, uint32_t from, const void *data, size_t len)
+{
+    struct pc_chat *c = arg;
+    struct wire_reader r = {data, len, false};
+    struct room_msg m;
+
+    if (len < 1 || r.p[0] != WIRE_ROOM_MSG) {
+        pc_log(PC_LOG_WARN, "pool", "ignored pool message of unknown type "
+               "from=%u len=%zu", (unsigned)from, len);
+        return;
+    }
+    r.p++;
+    r.left--;
+    m.room_id = (int64_t)rd_u64(&r);
+    m.seq = (int64_t)rd_u64(&r);
+    m.at_ms = rd_u64(&r);
+    m.sess_id = rd_u64(&r);
+    if (r.left < 1) {
+        r.bad = true;
+    } else {
+        m.kind = r.p[0] ? 1 : 0;
+        r.p++;
+        r.left--;
+    }
+    m.msgid = rd_str(&r);
+    m.target = rd_str(&r);
+    m.source = rd_str(&r);
+    m.account = rd_str(&r);
+    m.body = rd_str(&r);
+    m.tags = rd_str(&r);
+    m.label = rd_str(&r);
+    if (r.bad || r.left != 0) {
+        pc_log(PC_LOG_WARN, "pool", "ignored malformed room message from=%u "
+               "len=%zu", (unsigned)from, len);
+        return;
+    }
+    deliver_room_msg(c, from, &m);
+}

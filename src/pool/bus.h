@@ -1,0 +1,41 @@
+/* The pool bus: how the nodes of a pool tell each other about room
+ * messages after commit, presence and cache invalidations. Payloads are
+ * opaque bytes encoded by chat/; the bus guarantees that every node,
+ * including the sender, receives every published payload in one total
+ * order. Back ends: `local` (a single server) and `cpg` (Corosync). */
+#ifndef PC_POOL_BUS_H
+#define PC_POOL_BUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct pc_bus;
+
+struct pc_bus_cbs {
+    /* A payload, in total order; `from` is the publishing node. */
+    void (*deliver)(void *arg, uint32_t from, const void *data, size_t len);
+    /* Membership changed: `members` are the nodes now in the pool, `left`
+     * the ones that just left (their clients are gone). */
+    void (*membership)(void *arg, const uint32_t *members, size_t nmembers,
+                       const uint32_t *left, size_t nleft);
+    /* Quorum gained (1) or lost (0). */
+    void (*quorum)(void *arg, int quorate);
+};
+
+/* The single-server back end: delivery happens at pc_bus_dispatch(), never
+ * inside pc_bus_publish(). */
+int pc_bus_local_new(struct pc_bus **out, uv_loop_t *loop,
+                     const struct pc_bus_cbs *cbs, void *arg);
+
+/* Copies the payload and queues it for every node. */
+int pc_bus_publish(struct pc_bus *b, const void *data, size_t len);
+/* Delivers what has arrived; the worker calls it once per loop pass,
+ * before flushing client output. */
+void pc_bus_dispatch(struct pc_bus *b);
+/* This node's id in the pool. */
+uint32_t pc_bus_node_id(const struct pc_bus *b);
+const char *pc_bus_backend(const struct pc_bus *b);
+void pc_bus_free(struct pc_bus *b);
+
+#endif
