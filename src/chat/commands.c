@@ -597,6 +597,63 @@ cmd_part(struct pc_session *s, const struct pc_irc_msg *m)
     }
 }
 
+struct topic_ctx {
+    struct pc_chat *chat;
+    uint64_t sess_id;
+    int64_t room_id;
+    int64_t at;
+    char *topic;
+    char *by;
+    char label[PC_LABEL_MAX + 1];
+};
+
+static void
+topic_ctx_free(struct topic_ctx *t)
+{
+    free(t->topic);
+    free(t->by);
+    free(t);
+}
+
+static void
+topic_saved(void *arg, int status, PGresult *res)
+{
+    struct topic_ctx *t = arg;
+    struct pc_chat *c = t->chat;
+    struct pc_session *s = pc_sess_by_id(c, t->sess_id);
+    char key[24];
+
+    (void)snprintf(key, sizeof(key), "%" PRId64, t->room_id);
+    struct pc_room *r = pc_map_get(&c->rooms_by_id, key);
+    if (s != NULL) {
+        pc_reply_begin(s, t->label);
+    }
+    if (status != 0 || r == NULL) {
+        if (s != NULL) {
+            pc_sess_std(s, "FAIL", "TOPIC", "TEMPORARILY_UNAVAILABLE",
+                        r ? r->name : "*",
+                        "The room store is unavailable, topic not changed");
+        }
+    } else {
+        free(r->topic);
+        free(r->topic_by);
+        r->topic = t->topic;
+        r->topic_by = t->by;
+        r->topic_at = t->at;
+        t->topic = t->by = NULL;
+        char line[PC_IRC_LINE_MAX];
+        int n = snprintf(line, sizeof(line), ":%s TOPIC %s :%s\r\n",
+                         r->topic_by, r->name, r->topic);
+        if (n > 0 && (size_t)n < sizeof(line)) {
+            pc_room_send(r, line, (size_t)n, NULL);
+        }
+    }
+    if (s != NULL) {
+        pc_reply_end(s);
+    }
+    topic_ctx_free(t);
+}
+
 static void
 cmd_topic(struct pc_session *s, const struct pc_irc_msg *m)
 {
@@ -637,33 +694,40 @@ cmd_topic(struct pc_session *s, const struct pc_irc_msg *m)
             len--;
         }
     }
-    char *topic = pc_strndup(m->params[1].p, len);
+    /* The topic is durable: it changes, and members hear of it, only once
+     * the database has it. */
+    struct topic_ctx *t = calloc(1, sizeof(*t));
     char mask[160];
-    char *by = strdup(pc_sess_mask(s, mask, sizeof(mask)));
-    if (topic == NULL || by == NULL) {
-        free(topic);
-        free(by);
+    if (t == NULL) {
         return;
     }
-    free(r->topic);
-    free(r->topic_by);
-    r->topic = topic;
-    r->topic_by = by;
-    r->topic_at = (int64_t)(pc_wall_ms() / 1000);
-
+    t->chat = c;
+    t->sess_id = s->id;
+    t->room_id = r->id;
+    t->at = (int64_t)(pc_wall_ms() / 1000);
+    t->topic = pc_strndup(m->params[1].p, len);
+    t->by = strdup(pc_sess_mask(s, mask, sizeof(mask)));
+    const struct pc_irc_tag *lt = pc_irc_msg_tag(m, "label");
+    if (lt != NULL) {
+        pc_slice(t->label, sizeof(t->label), lt->value);
+    }
     char id[24], at[24];
     (void)snprintf(id, sizeof(id), "%" PRId64, r->id);
-    (void)snprintf(at, sizeof(at), "%" PRIu64, (uint64_t)r->topic_at * 1000);
-    const char *params[4] = {id, topic, by, at};
-    if (pc_store_query(c->store, PC_STMT_ROOM_SET_TOPIC, params, 4, 0, NULL,
-                       NULL) < 0) {
-        pc_log(PC_LOG_WARN, "rooms", "topic not saved room=%s", r->name);
+    (void)snprintf(at, sizeof(at), "%" PRIu64, (uint64_t)t->at * 1000);
+    const char *params[4] = {id, t->topic, t->by, at};
+    if (t->topic == NULL || t->by == NULL
+        || pc_store_query(c->store, PC_STMT_ROOM_SET_TOPIC, params, 4,
+                          pc_now_ms() + c->conf->db_post_timeout_ms,
+                          topic_saved, t) < 0) {
+        pc_sess_std(s, "FAIL", "TOPIC", "TEMPORARILY_UNAVAILABLE", r->name,
+                    "The room store is unavailable, topic not changed");
+        topic_ctx_free(t);
+        return;
     }
-    char line[PC_IRC_LINE_MAX];
-    int n = snprintf(line, sizeof(line), ":%s TOPIC %s :%s\r\n", by, r->name,
-                     topic);
-    if (n > 0 && (size_t)n < sizeof(line)) {
-        pc_room_send(r, line, (size_t)n, NULL);
+    if (s->reply.on) {
+        /* topic_saved() answers the label. */
+        s->reply.on = false;
+        pc_buf_reset(&s->reply.lines);
     }
 }
 
@@ -708,6 +772,15 @@ cmd_list(struct pc_session *s, const struct pc_irc_msg *m)
 }
 
 static void
+modes_saved(void *arg, int status, PGresult *res)
+{
+    if (status != 0) {
+        pc_log(PC_LOG_WARN, "rooms", "room modes not saved: %s",
+               pc_strerror(status));
+    }
+}
+
+static void
 save_modes(struct pc_chat *c, struct pc_room *r)
 {
     char id[24], modes[16], lim[16];
@@ -722,8 +795,8 @@ save_modes(struct pc_chat *c, struct pc_room *r)
     (void)snprintf(id, sizeof(id), "%" PRId64, r->id);
     (void)snprintf(lim, sizeof(lim), "%u", r->limit);
     const char *params[4] = {id, modes, r->key, r->limit ? lim : NULL};
-    if (pc_store_query(c->store, PC_STMT_ROOM_SET_MODES, params, 4, 0, NULL,
-                       NULL) < 0) {
+    if (pc_store_query(c->store, PC_STMT_ROOM_SET_MODES, params, 4, 0,
+                       modes_saved, NULL) < 0) {
         pc_log(PC_LOG_WARN, "rooms", "modes not saved room=%s", r->name);
     }
 }

@@ -37,7 +37,8 @@ struct pc_worker {
     SSL_CTX *tls;
     struct pc_listener *listeners[MAX_LISTENERS];
     int nlisteners;
-    uv_check_t pass;
+    uv_check_t pass;     /* after I/O callbacks */
+    uv_prepare_t before; /* before the loop sleeps (timer callbacks' output) */
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
     bool draining;
@@ -196,13 +197,24 @@ stop_listeners(struct pc_worker *w)
     w->nlisteners = 0;
 }
 
+/* Delivers what the bus brought, then writes every client's output once. */
+static void
+end_of_pass(struct pc_worker *w)
+{
+    pc_bus_dispatch(w->bus);
+    pc_net_flush(w->net);
+}
+
 static void
 on_pass(uv_check_t *h)
 {
-    struct pc_worker *w = h->data;
-    /* Deliver what the bus brought, then write every client's output once. */
-    pc_bus_dispatch(w->bus);
-    pc_net_flush(w->net);
+    end_of_pass(h->data);
+}
+
+static void
+on_before_sleep(uv_prepare_t *h)
+{
+    end_of_pass(h->data);
 }
 
 static void
@@ -227,6 +239,7 @@ close_all(struct pc_worker *w)
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     pc_net_flush(w->net);
     uv_close((uv_handle_t *)&w->pass, NULL);
+    uv_close((uv_handle_t *)&w->before, NULL);
     pc_chat_free(w->chat);
     pc_store_close(w->store, NULL, NULL);
 }
@@ -433,6 +446,9 @@ main(int argc, char **argv)
     (void)uv_check_init(&w.loop, &w.pass);
     w.pass.data = &w;
     (void)uv_check_start(&w.pass, on_pass);
+    (void)uv_prepare_init(&w.loop, &w.before);
+    w.before.data = &w;
+    (void)uv_prepare_start(&w.before, on_before_sleep);
     (void)uv_timer_init(&w.loop, &w.drain_timer);
     w.drain_timer.data = &w;
     (void)uv_signal_init(&w.loop, &w.sig_term);
