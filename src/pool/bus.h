@@ -28,6 +28,13 @@ struct pc_bus_cbs {
 int pc_bus_local_new(struct pc_bus **out, uv_loop_t *loop,
                      const struct pc_bus_cbs *cbs, void *arg);
 
+/* The Corosync back end: joins the CPG process group `group`; payloads
+ * carry `version`, and payloads of another version are ignored with a log
+ * line. Node ids are Corosync node ids. Reconnects by itself. */
+int pc_bus_cpg_new(struct pc_bus **out, uv_loop_t *loop, const char *group,
+                   uint16_t version, const struct pc_bus_cbs *cbs,
+                   void *arg);
+
 /* Copies the payload and queues it for every node. */
 int pc_bus_publish(struct pc_bus *b, const void *data, size_t len);
 /* Delivers what has arrived; the worker calls it once per loop pass,
