@@ -781,6 +781,19 @@ pc_chat_shutdown(struct pc_chat *c, void (*done)(void *), void *arg)
     pc_post_kick(c);
 }
 
+void
+pc_chat_disconnect_all(struct pc_chat *c, const char *reason)
+{
+    size_t pos = 0;
+    struct pc_session *s;
+
+    while ((s = pc_map_next(&c->sessions, &pos, NULL)) != NULL) {
+        if (s->state != SESS_CLOSING) {
+            pc_sess_error_close(s, reason);
+        }
+    }
+}
+
 static void
 timer_closed(uv_handle_t *h)
 {

@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 #include <uv.h>
 
 #include "chat/chat.h"
+#include "pchatd/control.h"
 #include "net/net.h"
 #include "pool/bus.h"
 #include "store/store.h"
@@ -41,6 +43,9 @@ struct pc_worker {
     uv_prepare_t before; /* before the loop sleeps (timer callbacks' output) */
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
+    struct pc_control *control;
+    bool active;  /* role: listeners open (active) or closed (standby) */
+    bool quorate; /* the pool has quorum: a node without it serves no one */
     bool draining;
     int exit_code;
 };
@@ -188,6 +193,16 @@ start_listeners(struct pc_worker *w, const char *list, SSL_CTX *tls)
     return rc;
 }
 
+static int
+open_listeners(struct pc_worker *w)
+{
+    int rc = start_listeners(w, w->conf.listen_plain, NULL);
+    if (rc == 0 && w->tls != NULL) {
+        rc = start_listeners(w, w->conf.listen_tls, w->tls);
+    }
+    return rc;
+}
+
 static void
 stop_listeners(struct pc_worker *w)
 {
@@ -196,6 +211,74 @@ stop_listeners(struct pc_worker *w)
     }
     w->nlisteners = 0;
 }
+
+static int open_listeners(struct pc_worker *w);
+
+/* Serving clients needs both the active role and quorum. */
+static void
+apply_serving(struct pc_worker *w, const char *why)
+{
+    bool serve = w->active && w->quorate && !w->draining;
+
+    if (serve && w->nlisteners == 0) {
+        if (open_listeners(w) < 0) {
+            stop_listeners(w);
+        }
+    } else if (!serve && w->nlisteners > 0) {
+        stop_listeners(w);
+        pc_chat_disconnect_all(w->chat, why);
+    }
+}
+
+static int
+control_set_role(void *arg, const char *role, struct pc_buf *out)
+{
+    struct pc_worker *w = arg;
+
+    if (strcmp(role, "active") != 0 && strcmp(role, "standby") != 0) {
+        (void)pc_buf_printf(out, "error unknown role '%s' (active, standby)\n",
+                            role);
+        return PC_ECONFIG;
+    }
+    bool active = strcmp(role, "active") == 0;
+    if (active != w->active) {
+        pc_log(PC_LOG_NOTICE, "main", "role %s -> %s",
+               w->active ? "active" : "standby", role);
+    }
+    w->active = active;
+    apply_serving(w, "Server switching to standby, reconnect please");
+    if (active && w->quorate && w->nlisteners == 0) {
+        (void)pc_buf_printf(out, "error cannot open the client listeners\n");
+        return PC_ECONFIG;
+    }
+    (void)pc_buf_printf(out, "ok role=%s serving=%s\n", role,
+                        w->nlisteners > 0 ? "yes" : "no");
+    return 0;
+}
+
+static void
+control_status(void *arg, struct pc_buf *out)
+{
+    struct pc_worker *w = arg;
+
+    (void)pc_buf_printf(out,
+                        "version=%s\npid=%ld\nrole=%s\nserving=%s\n"
+                        "quorate=%s\nbus=%s\nnode=%u\ndatabase=%s\n"
+                        "clients=%" PRIu64 "\ndraining=%s\n",
+                        PACKAGE_VERSION, (long)getpid(),
+                        w->active ? "active" : "standby",
+                        w->nlisteners > 0 ? "yes" : "no",
+                        w->quorate ? "yes" : "no", pc_bus_backend(w->bus),
+                        (unsigned)pc_bus_node_id(w->bus),
+                        pc_store_state_name(pc_store_state(w->store)),
+                        pc_chat_sessions(w->chat),
+                        w->draining ? "yes" : "no");
+}
+
+static const struct pc_control_ops control_ops = {
+    .status = control_status,
+    .set_role = control_set_role,
+};
 
 /* Delivers what the bus brought, then writes every client's output once. */
 static void
@@ -230,6 +313,8 @@ store_state(void *arg, enum pc_store_state st)
 static void
 close_all(struct pc_worker *w)
 {
+    pc_control_stop(w->control);
+    w->control = NULL;
     uv_signal_stop(&w->sig_term);
     uv_signal_stop(&w->sig_int);
     uv_signal_stop(&w->sig_hup);
@@ -438,9 +523,19 @@ main(int argc, char **argv)
             return 1;
         }
     }
-    if (start_listeners(&w, w.conf.listen_plain, NULL) < 0
-        || (w.tls != NULL && start_listeners(&w, w.conf.listen_tls, w.tls) < 0)) {
+    w.active = true;
+    w.quorate = true;
+    if (open_listeners(&w) < 0) {
         return 1;
+    }
+    if (w.conf.pool_control_socket[0] != '\0') {
+        rc = pc_control_start(&w.control, &w.loop, w.conf.pool_control_socket,
+                              &control_ops, &w);
+        if (rc < 0) {
+            pc_log(PC_LOG_CRIT, "main", "control socket %s: %s",
+                   w.conf.pool_control_socket, pc_strerror(rc));
+            return 1;
+        }
     }
 
     (void)uv_check_init(&w.loop, &w.pass);
