@@ -55,13 +55,15 @@ usage(FILE *out)
 {
     (void)fprintf(out,
         "usage: pchatd [-c FILE] [-o section.key=value]... [--check-config]\n"
-        "              [--log-level LEVEL] [--version] [--help]\n"
+        "              [--log-level LEVEL] [--role active|standby]\n"
+        "              [--version] [--help]\n"
         "\n"
         "  -c, --config FILE     configuration file (INI)\n"
         "  -o, --set S.K=V       override one key, e.g. -o log.level=debug\n"
         "  -t, --check-config    validate the configuration and exit\n"
         "  -l, --log-level LEVEL same as -o log.level=LEVEL\n"
         "  -f, --foreground      accepted for compatibility (always)\n"
+        "  -r, --role ROLE       start active (default) or standby\n"
         "  -V, --version         print the version and exit\n");
 }
 
@@ -417,12 +419,14 @@ main(int argc, char **argv)
         {"check-config", no_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'l'},
         {"foreground", no_argument, NULL, 'f'},
+        {"role", required_argument, NULL, 'r'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct pc_worker w;
     bool check_only = false;
+    bool start_standby = false;
     char err[512];
     char *level_override = NULL;
     int opt, rc;
@@ -432,7 +436,7 @@ main(int argc, char **argv)
     if (w.overrides == NULL) {
         return 1;
     }
-    while ((opt = getopt_long(argc, argv, "c:o:tl:fVh", longopts, NULL))
+    while ((opt = getopt_long(argc, argv, "c:o:tl:fr:Vh", longopts, NULL))
            != -1) {
         switch (opt) {
         case 'c':
@@ -455,6 +459,13 @@ main(int argc, char **argv)
             w.overrides[w.noverrides++] = level_override;
             break;
         case 'f':
+            break;
+        case 'r':
+            if (strcmp(optarg, "active") != 0 && strcmp(optarg, "standby") != 0) {
+                (void)fprintf(stderr, "pchatd: --role is active or standby\n");
+                return 2;
+            }
+            start_standby = strcmp(optarg, "standby") == 0;
             break;
         case 'V':
             (void)printf("pchatd %s\n", PACKAGE_VERSION);
@@ -523,9 +534,9 @@ main(int argc, char **argv)
             return 1;
         }
     }
-    w.active = true;
+    w.active = !start_standby;
     w.quorate = true;
-    if (open_listeners(&w) < 0) {
+    if (w.active && open_listeners(&w) < 0) {
         return 1;
     }
     if (w.conf.pool_control_socket[0] != '\0') {
