@@ -100,7 +100,7 @@ void pc_irc_line_trailing(struct pc_irc_line *l, const char *p, size_t len);
  * PC_IRC_BODY_MAX, the trailing parameter is cut at a UTF-8 boundary. */
 ssize_t pc_irc_line_end(struct pc_irc_line *l);
 
-/* Casemapping rfc1459: A-Z[]\~ fold to a-z{}|^. */
+/* Casemapping rfc1459: A-Z [ \ ] ^ fold to a-z { | } ~. */
 char pc_irc_fold_char(char c);
 /* Writes the folded form of src (len bytes) to dst and a NUL; dst must hold
  * len + 1 bytes. */
