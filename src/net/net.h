@@ -52,6 +52,8 @@ SSL_CTX *pc_tls_server_ctx(const char *cert_file, const char *key_file,
 int pc_listener_start(struct pc_net *n, struct pc_listener **out,
                       const char *host, int port, SSL_CTX *tls,
                       pc_accept_cb cb, void *arg);
+/* The port actually bound (useful with port 0). */
+int pc_listener_port(const struct pc_listener *l);
 /* Swaps the TLS context used for new connections (certificate reload). */
 void pc_listener_set_tls(struct pc_listener *l, SSL_CTX *tls);
 /* Stops accepting and frees the listener once its handle is closed. */
