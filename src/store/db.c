@@ -1,0 +1,745 @@
+#include "config.h"
+
+#include "store/store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/err.h"
+#include "util/log.h"
+#include "util/time.h"
+
+/* One PostgreSQL connection driven from the loop.
+ *
+ *   DISCONNECTED -> CONNECTING (PQconnectPoll; then the schema check and the
+ *   prepared statements, pipelined) -> READY -> (failure) BACKOFF -> ...
+ *
+ * Queries wait in a FIFO and are sent in pipeline mode, each followed by its
+ * own sync point so that one failing statement does not abort the next.
+ * Results come back in order; a query is finished when its sync arrives.
+ * Deadlines apply only while a query waits: once sent, it either answers or
+ * fails with PC_EUNKNOWN when the connection is lost. */
+
+#define STORE_TICK_MS 25
+
+enum query_kind {
+    Q_EXEC,    /* a prepared statement for a caller */
+    Q_SCHEMA,  /* the schema version check at connect */
+    Q_PREPARE, /* PQsendPrepare of one statement */
+};
+
+struct store_query {
+    struct store_query *next;
+    enum query_kind kind;
+    enum pc_stmt stmt;
+    int nparams;
+    char **params;
+    uint64_t deadline_ms;
+    pc_store_cb cb;
+    void *arg;
+    PGresult *res; /* first result, kept until the sync */
+};
+
+struct store_poll {
+    uv_poll_t h;
+    struct pc_store *s;
+    int fd;
+    int events;
+};
+
+struct pc_store {
+    uv_loop_t *loop;
+    struct pc_store_cfg cfg;
+    char *conninfo;
+    pc_store_state_cb state_cb;
+    void *state_arg;
+    enum pc_store_state state;
+    PGconn *conn;
+    struct store_poll *poll;
+    uv_timer_t conn_timer; /* connect timeout and backoff */
+    uv_timer_t tick;       /* deadlines of waiting queries */
+    uint32_t backoff_ms;
+    struct store_query *wait_head, **wait_tail;
+    struct store_query *fly_head, **fly_tail;
+    unsigned nfly;
+    unsigned nprepare; /* setup queries still in flight */
+    bool setup_failed;
+    bool closing;
+    unsigned handles;
+    void (*done_cb)(void *);
+    void *done_arg;
+    char server[160];
+};
+
+static void store_fail_conn(struct pc_store *s, const char *why);
+static void store_pump(struct pc_store *s);
+
+const char *
+pc_store_state_name(enum pc_store_state st)
+{
+    switch (st) {
+    case PC_STORE_DISCONNECTED: return "disconnected";
+    case PC_STORE_CONNECTING: return "connecting";
+    case PC_STORE_READY: return "ready";
+    case PC_STORE_BACKOFF: return "backoff";
+    case PC_STORE_CLOSED: return "closed";
+    }
+    return "?";
+}
+
+static void
+set_state(struct pc_store *s, enum pc_store_state st)
+{
+    if (s->state == st) {
+        return;
+    }
+    s->state = st;
+    if (s->state_cb != NULL && !s->closing) {
+        s->state_cb(s->state_arg, st);
+    }
+}
+
+static void
+query_free(struct store_query *q)
+{
+    for (int i = 0; i < q->nparams; i++) {
+        free(q->params[i]);
+    }
+    free(q->params);
+    if (q->res != NULL) {
+        PQclear(q->res);
+    }
+    free(q);
+}
+
+/* Finishes a caller's query: exactly one callback, then it is freed. */
+static void
+query_done(struct store_query *q, int status, PGresult *res)
+{
+    if (q->cb != NULL) {
+        q->cb(q->arg, status, res);
+    }
+    query_free(q);
+}
+
+/* Polling. */
+
+static void
+poll_closed(uv_handle_t *h)
+{
+    struct store_poll *p = h->data;
+    struct pc_store *s = p->s;
+    free(p);
+    if (--s->handles == 0 && s->closing) {
+        if (s->done_cb != NULL) {
+            s->done_cb(s->done_arg);
+        }
+        free(s->conninfo);
+        free(s);
+    }
+}
+
+static void
+poll_drop(struct pc_store *s)
+{
+    if (s->poll != NULL) {
+        /* uv_close stops polling at once, so the fd may be closed after. */
+        uv_close((uv_handle_t *)&s->poll->h, poll_closed);
+        s->poll = NULL;
+    }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events);
+
+/* Polls the connection's socket for `events`, re-creating the handle when
+ * libpq has switched sockets (it may, between PQconnectPoll steps). */
+static int
+poll_want(struct pc_store *s, int events)
+{
+    int fd = PQsocket(s->conn);
+
+    if (fd < 0) {
+        return -EBADF;
+    }
+    if (s->poll != NULL && s->poll->fd != fd) {
+        poll_drop(s);
+    }
+    if (s->poll == NULL) {
+        struct store_poll *p = calloc(1, sizeof(*p));
+        if (p == NULL) {
+            return -ENOMEM;
+        }
+        p->s = s;
+        p->fd = fd;
+        p->events = -1;
+        int rc = uv_poll_init(s->loop, &p->h, fd);
+        if (rc != 0) {
+            free(p);
+            return rc;
+        }
+        p->h.data = p;
+        s->handles++;
+        s->poll = p;
+    }
+    if (s->poll->events != events) {
+        s->poll->events = events;
+        return uv_poll_start(&s->poll->h, events, on_poll);
+    }
+    return 0;
+}
+
+/* Connecting. */
+
+static void connect_start(struct pc_store *s);
+
+static void
+on_conn_timer(uv_timer_t *t)
+{
+    struct pc_store *s = t->data;
+    if (s->state == PC_STORE_BACKOFF) {
+        connect_start(s);
+    } else if (s->state == PC_STORE_CONNECTING) {
+        store_fail_conn(s, "connection attempt timed out");
+    }
+}
+
+static void
+backoff(struct pc_store *s)
+{
+    uint32_t ms = s->backoff_ms ? s->backoff_ms * 2 : s->cfg.backoff_min_ms;
+    if (ms > s->cfg.backoff_max_ms) {
+        ms = s->cfg.backoff_max_ms;
+    }
+    s->backoff_ms = ms;
+    /* Jitter of up to a quarter, so that a pool does not reconnect in step. */
+    uint32_t jitter = ms / 4 ? (uint32_t)(pc_now_ms() % (ms / 4 + 1)) : 0;
+    set_state(s, PC_STORE_BACKOFF);
+    (void)uv_timer_start(&s->conn_timer, on_conn_timer, ms + jitter, 0);
+}
+
+static const char *
+one_line(const char *msg, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = msg ? msg : ""; *p && n + 1 < cap; p++) {
+        buf[n++] = (*p == '\n' || *p == '\r') ? ' ' : *p;
+    }
+    while (n > 0 && buf[n - 1] == ' ') {
+        n--;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static void
+store_fail_conn(struct pc_store *s, const char *why)
+{
+    char msg[512];
+
+    if (!s->closing) {
+        pc_log(s->state == PC_STORE_READY ? PC_LOG_ERR : PC_LOG_WARN,
+               "store", "database %s: %s",
+               s->server[0] ? s->server : "(connecting)",
+               one_line(why, msg, sizeof(msg)));
+    }
+    poll_drop(s);
+    (void)uv_timer_stop(&s->conn_timer);
+    if (s->conn != NULL) {
+        PQfinish(s->conn);
+        s->conn = NULL;
+    }
+    /* Sent and unanswered: the outcome is unknown to us. */
+    while (s->fly_head != NULL) {
+        struct store_query *q = s->fly_head;
+        s->fly_head = q->next;
+        if (q->kind == Q_EXEC) {
+            query_done(q, PC_EUNKNOWN, NULL);
+        } else {
+            query_free(q);
+        }
+    }
+    s->fly_tail = &s->fly_head;
+    s->nfly = 0;
+    s->nprepare = 0;
+    s->server[0] = '\0';
+    if (s->closing) {
+        return;
+    }
+    backoff(s);
+}
+
+static void
+connect_start(struct pc_store *s)
+{
+    char timeout[16];
+    const char *keys[] = {"dbname", "connect_timeout",
+                          "fallback_application_name", NULL};
+    const char *vals[] = {s->conninfo, timeout, "pchatd", NULL};
+
+    (void)snprintf(timeout, sizeof(timeout), "%u",
+                   (s->cfg.connect_timeout_ms + 999) / 1000);
+    set_state(s, PC_STORE_CONNECTING);
+    s->setup_failed = false;
+    s->conn = PQconnectStartParams(keys, vals, 1);
+    if (s->conn == NULL) {
+        store_fail_conn(s, "out of memory");
+        return;
+    }
+    if (PQstatus(s->conn) == CONNECTION_BAD) {
+        store_fail_conn(s, PQerrorMessage(s->conn));
+        return;
+    }
+    (void)PQsetnonblocking(s->conn, 1);
+    (void)uv_timer_start(&s->conn_timer, on_conn_timer,
+                         s->cfg.connect_timeout_ms, 0);
+    if (poll_want(s, UV_WRITABLE) < 0) {
+        store_fail_conn(s, "cannot poll the database socket");
+    }
+}
+
+static void
+fly_push(struct pc_store *s, struct store_query *q)
+{
+    q->next = NULL;
+    *s->fly_tail = q;
+    s->fly_tail = &q->next;
+    s->nfly++;
+}
+
+static int
+send_setup(struct pc_store *s)
+{
+    struct store_query *q = calloc(1, sizeof(*q));
+    if (q == NULL) {
+        return -ENOMEM;
+    }
+    q->kind = Q_SCHEMA;
+    if (!PQsendQueryParams(s->conn, pc_stmts[PC_STMT_SCHEMA_VERSION].sql, 0,
+                           NULL, NULL, NULL, NULL, 0)
+        || !PQpipelineSync(s->conn)) {
+        free(q);
+        return PC_EDB;
+    }
+    fly_push(s, q);
+    s->nprepare = 1;
+    for (int i = 0; i < PC_STMT_COUNT; i++) {
+        q = calloc(1, sizeof(*q));
+        if (q == NULL) {
+            return -ENOMEM;
+        }
+        q->kind = Q_PREPARE;
+        q->stmt = (enum pc_stmt)i;
+        if (!PQsendPrepare(s->conn, pc_stmts[i].name, pc_stmts[i].sql,
+                           pc_stmts[i].nparams, NULL)
+            || !PQpipelineSync(s->conn)) {
+            free(q);
+            return PC_EDB;
+        }
+        fly_push(s, q);
+        s->nprepare++;
+    }
+    return 0;
+}
+
+static void
+connected(struct pc_store *s)
+{
+    (void)uv_timer_stop(&s->conn_timer);
+    (void)snprintf(s->server, sizeof(s->server), "%s:%s",
+                   PQhost(s->conn) ? PQhost(s->conn) : "?",
+                   PQport(s->conn) ? PQport(s->conn) : "?");
+    if (!PQenterPipelineMode(s->conn) || send_setup(s) < 0) {
+        store_fail_conn(s, PQerrorMessage(s->conn));
+        return;
+    }
+    store_pump(s);
+}
+
+/* Results. */
+
+static void
+setup_result(struct pc_store *s, struct store_query *q)
+{
+    PGresult *res = q->res;
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    char msg[512];
+
+    if (q->kind == Q_SCHEMA) {
+        int version = 0;
+        if (st == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+            version = atoi(PQgetvalue(res, 0, 0));
+        } else if (st == PGRES_FATAL_ERROR) {
+            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            if (state == NULL || strcmp(state, "42P01") != 0) {
+                pc_log(PC_LOG_ERR, "store", "schema check failed: %s",
+                       one_line(PQresultErrorMessage(res), msg, sizeof(msg)));
+                s->setup_failed = true;
+                return;
+            }
+        }
+        if (version != pc_migrate_latest()) {
+            if (version > pc_migrate_latest()) {
+                pc_log(PC_LOG_ERR, "store", "database schema version %d is "
+                       "newer than this pchatd (knows up to %d); upgrade "
+                       "pchatd", version, pc_migrate_latest());
+            } else {
+                pc_log(PC_LOG_ERR, "store", "database schema version %d is "
+                       "older than this pchatd needs (%d); run: pchatctl db "
+                       "migrate", version, pc_migrate_latest());
+            }
+            s->setup_failed = true;
+        }
+        return;
+    }
+    if (st != PGRES_COMMAND_OK && !s->setup_failed) {
+        pc_log(PC_LOG_ERR, "store", "cannot prepare statement %s: %s",
+               pc_stmts[q->stmt].name,
+               one_line(res ? PQresultErrorMessage(res) : "no result", msg,
+                        sizeof(msg)));
+        s->setup_failed = true;
+    }
+}
+
+/* Called at each sync point: the head of the in-flight FIFO is done. */
+static void
+finish_head(struct pc_store *s)
+{
+    struct store_query *q = s->fly_head;
+
+    if (q == NULL) {
+        return;
+    }
+    s->fly_head = q->next;
+    if (s->fly_head == NULL) {
+        s->fly_tail = &s->fly_head;
+    }
+    s->nfly--;
+    if (q->kind != Q_EXEC) {
+        setup_result(s, q);
+        query_free(q);
+        if (--s->nprepare == 0) {
+            if (s->setup_failed) {
+                store_fail_conn(s, "connection refused for the reasons above");
+                return;
+            }
+            s->backoff_ms = 0;
+            pc_log(PC_LOG_NOTICE, "store", "database ready server=%s "
+                   "schema=%d", s->server, pc_migrate_latest());
+            set_state(s, PC_STORE_READY);
+        }
+        return;
+    }
+    PGresult *res = q->res;
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    int status = (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) ? 0
+                                                                    : PC_EDB;
+    q->res = NULL;
+    query_done(q, status, res);
+    if (res != NULL) {
+        PQclear(res);
+    }
+}
+
+static void
+read_results(struct pc_store *s)
+{
+    int nulls = 0;
+
+    if (!PQconsumeInput(s->conn)) {
+        store_fail_conn(s, PQerrorMessage(s->conn));
+        return;
+    }
+    while (s->conn != NULL && !PQisBusy(s->conn)) {
+        PGresult *res = PQgetResult(s->conn);
+        if (res == NULL) {
+            /* The end of one statement's results; two in a row: no more. */
+            if (++nulls == 2 || s->fly_head == NULL) {
+                break;
+            }
+            continue;
+        }
+        nulls = 0;
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            finish_head(s);
+            continue;
+        }
+        struct store_query *q = s->fly_head;
+        if (q == NULL) {
+            PQclear(res);
+            store_fail_conn(s, "result without a query (protocol error)");
+            return;
+        }
+        if (q->res == NULL) {
+            q->res = res;
+        } else {
+            PQclear(res);
+        }
+    }
+    if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_BAD) {
+        store_fail_conn(s, PQerrorMessage(s->conn));
+    }
+}
+
+/* Sends waiting queries while the pipeline has room. */
+static void
+store_pump(struct pc_store *s)
+{
+    if (s->conn == NULL) {
+        return;
+    }
+    while (s->state == PC_STORE_READY && s->wait_head != NULL
+           && s->nfly < s->cfg.max_in_flight) {
+        struct store_query *q = s->wait_head;
+        s->wait_head = q->next;
+        if (s->wait_head == NULL) {
+            s->wait_tail = &s->wait_head;
+        }
+        if (!PQsendQueryPrepared(s->conn, pc_stmts[q->stmt].name, q->nparams,
+                                 (const char *const *)q->params, NULL, NULL,
+                                 0)
+            || !PQpipelineSync(s->conn)) {
+            /* Not sent: put it back and treat the connection as lost. */
+            q->next = s->wait_head;
+            s->wait_head = q;
+            if (q->next == NULL) {
+                s->wait_tail = &q->next;
+            }
+            store_fail_conn(s, PQerrorMessage(s->conn));
+            return;
+        }
+        fly_push(s, q);
+    }
+    int f = PQflush(s->conn);
+    if (f < 0) {
+        store_fail_conn(s, PQerrorMessage(s->conn));
+        return;
+    }
+    if (poll_want(s, UV_READABLE | (f == 1 ? UV_WRITABLE : 0)) < 0) {
+        store_fail_conn(s, "cannot poll the database socket");
+    }
+}
+
+static void
+on_poll(uv_poll_t *h, int status, int events)
+{
+    struct store_poll *p = h->data;
+    struct pc_store *s = p->s;
+
+    if (s->poll != p || s->conn == NULL) {
+        return;
+    }
+    if (status < 0) {
+        store_fail_conn(s, uv_strerror(status));
+        return;
+    }
+    if (s->state == PC_STORE_CONNECTING && s->nprepare == 0) {
+        switch (PQconnectPoll(s->conn)) {
+        case PGRES_POLLING_FAILED:
+            store_fail_conn(s, PQerrorMessage(s->conn));
+            return;
+        case PGRES_POLLING_OK:
+            connected(s);
+            return;
+        case PGRES_POLLING_READING:
+            if (poll_want(s, UV_READABLE) < 0) {
+                store_fail_conn(s, "cannot poll the database socket");
+            }
+            return;
+        default:
+            if (poll_want(s, UV_WRITABLE) < 0) {
+                store_fail_conn(s, "cannot poll the database socket");
+            }
+            return;
+        }
+    }
+    if (events & UV_READABLE) {
+        read_results(s);
+    }
+    if (s->conn != NULL) {
+        store_pump(s);
+    }
+}
+
+/* Deadlines. */
+
+static void
+on_tick(uv_timer_t *t)
+{
+    struct pc_store *s = t->data;
+    uint64_t now = pc_now_ms();
+    struct store_query **pp = &s->wait_head;
+    struct store_query *expired = NULL, **etail = &expired;
+
+    while (*pp != NULL) {
+        struct store_query *q = *pp;
+        if (q->deadline_ms != 0 && q->deadline_ms <= now) {
+            *pp = q->next;
+            q->next = NULL;
+            *etail = q;
+            etail = &q->next;
+        } else {
+            pp = &q->next;
+        }
+    }
+    s->wait_tail = pp;
+    if (s->wait_head == NULL) {
+        (void)uv_timer_stop(&s->tick);
+    }
+    /* Callbacks last: they may queue new queries. */
+    while (expired != NULL) {
+        struct store_query *q = expired;
+        expired = q->next;
+        query_done(q, PC_ETIMEDOUT, NULL);
+    }
+}
+
+/* API. */
+
+int
+pc_store_new(struct pc_store **out, uv_loop_t *loop,
+             const struct pc_store_cfg *cfg, pc_store_state_cb state_cb,
+             void *state_arg)
+{
+    struct pc_store *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return -ENOMEM;
+    }
+    s->loop = loop;
+    s->cfg = *cfg;
+    if (s->cfg.max_in_flight == 0) {
+        s->cfg.max_in_flight = 64;
+    }
+    if (s->cfg.backoff_min_ms == 0) {
+        s->cfg.backoff_min_ms = 100;
+    }
+    if (s->cfg.backoff_max_ms < s->cfg.backoff_min_ms) {
+        s->cfg.backoff_max_ms = s->cfg.backoff_min_ms;
+    }
+    if (s->cfg.connect_timeout_ms == 0) {
+        s->cfg.connect_timeout_ms = 5000;
+    }
+    s->conninfo = strdup(cfg->conninfo ? cfg->conninfo : "");
+    if (s->conninfo == NULL) {
+        free(s);
+        return -ENOMEM;
+    }
+    s->cfg.conninfo = s->conninfo;
+    s->state_cb = state_cb;
+    s->state_arg = state_arg;
+    s->state = PC_STORE_DISCONNECTED;
+    s->wait_tail = &s->wait_head;
+    s->fly_tail = &s->fly_head;
+    (void)uv_timer_init(loop, &s->conn_timer);
+    (void)uv_timer_init(loop, &s->tick);
+    s->conn_timer.data = s;
+    s->tick.data = s;
+    s->handles = 2;
+    *out = s;
+    return 0;
+}
+
+int
+pc_store_start(struct pc_store *s)
+{
+    if (s->state == PC_STORE_DISCONNECTED) {
+        connect_start(s);
+    }
+    return 0;
+}
+
+int
+pc_store_query(struct pc_store *s, enum pc_stmt stmt,
+               const char *const *params, int nparams, uint64_t deadline_ms,
+               pc_store_cb cb, void *arg)
+{
+    if (s->closing || (unsigned)stmt >= PC_STMT_COUNT) {
+        return PC_ECANCELED;
+    }
+    struct store_query *q = calloc(1, sizeof(*q));
+    if (q == NULL) {
+        return -ENOMEM;
+    }
+    q->kind = Q_EXEC;
+    q->stmt = stmt;
+    q->deadline_ms = deadline_ms;
+    q->cb = cb;
+    q->arg = arg;
+    if (nparams > 0) {
+        q->params = calloc((size_t)nparams, sizeof(char *));
+        if (q->params == NULL) {
+            free(q);
+            return -ENOMEM;
+        }
+        q->nparams = nparams;
+        for (int i = 0; i < nparams; i++) {
+            if (params[i] != NULL) {
+                q->params[i] = strdup(params[i]);
+                if (q->params[i] == NULL) {
+                    query_free(q);
+                    return -ENOMEM;
+                }
+            }
+        }
+    }
+    q->next = NULL;
+    *s->wait_tail = q;
+    s->wait_tail = &q->next;
+    if (deadline_ms != 0 && !uv_is_active((uv_handle_t *)&s->tick)) {
+        (void)uv_timer_start(&s->tick, on_tick, STORE_TICK_MS, STORE_TICK_MS);
+    }
+    /* Sending now is safe: results only come back from the loop. */
+    store_pump(s);
+    return 0;
+}
+
+enum pc_store_state
+pc_store_state(const struct pc_store *s)
+{
+    return s->state;
+}
+
+const char *
+pc_store_server(const struct pc_store *s)
+{
+    return s->server[0] ? s->server : "-";
+}
+
+static void
+timer_closed(uv_handle_t *h)
+{
+    struct pc_store *s = h->data;
+    if (--s->handles == 0) {
+        if (s->done_cb != NULL) {
+            s->done_cb(s->done_arg);
+        }
+        free(s->conninfo);
+        free(s);
+    }
+}
+
+void
+pc_store_close(struct pc_store *s, void (*done_cb)(void *), void *done_arg)
+{
+    if (s->closing) {
+        return;
+    }
+    s->closing = true;
+    s->done_cb = done_cb;
+    s->done_arg = done_arg;
+    /* Waiting queries never ran. */
+    while (s->wait_head != NULL) {
+        struct store_query *q = s->wait_head;
+        s->wait_head = q->next;
+        query_done(q, PC_ECANCELED, NULL);
+    }
+    s->wait_tail = &s->wait_head;
+    store_fail_conn(s, "closing");
+    s->state = PC_STORE_CLOSED;
+    uv_close((uv_handle_t *)&s->conn_timer, timer_closed);
+    uv_close((uv_handle_t *)&s->tick, timer_closed);
+}
