@@ -70,5 +70,9 @@ void pc_conf_dump(const struct pc_conf *c, FILE *out);
 void pc_conf_doc_markdown(FILE *out);
 /* True if the key may change on SIGHUP without a restart. */
 bool pc_conf_reloadable(const char *section, const char *name);
+/* Parses "host:port" or "[v6]:port" (len bytes of s). Returns 0 or
+ * PC_ECONFIG. */
+int pc_conf_parse_hostport(const char *s, size_t len, char *host,
+                           size_t hostcap, int *port);
 
 #endif

@@ -1,0 +1,527 @@
+#include "config.h"
+
+#include "util/conf.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/err.h"
+#include "util/log.h"
+
+/* Every key in one table: the parser, the command-line overrides, the
+ * validation, --check-config and docs/config.md all read it. */
+
+enum conf_type {
+    CT_STRING,
+    CT_UINT,
+    CT_BOOL,
+    CT_LEVEL,   /* log level name */
+    CT_BACKEND, /* local | cpg */
+    CT_LISTEN,  /* comma-separated host:port list (may be empty) */
+};
+
+struct conf_key {
+    const char *section;
+    const char *name;
+    enum conf_type type;
+    size_t offset;
+    const char *def;
+    uint32_t min;
+    uint32_t max;
+    bool reloadable;
+    const char *help;
+};
+
+#define OFF(f) offsetof(struct pc_conf, f)
+
+static const struct conf_key conf_keys[] = {
+    {"server", "name", CT_STRING, OFF(server_name), "pchat.local", 1, 63,
+     false, "Server name shown to IRC clients (source of numerics)."},
+    {"server", "network", CT_STRING, OFF(network), "pchat", 1, 32, false,
+     "Network name (ISUPPORT NETWORK=)."},
+    {"server", "motd_file", CT_STRING, OFF(motd_file), "", 0, 4096, true,
+     "File with the message of the day; empty for none (422)."},
+    {"server", "max_clients", CT_UINT, OFF(max_clients), "19000", 1,
+     10000000, false,
+     "Connections accepted at once; more are refused with ERROR."},
+    {"listen", "plain", CT_LISTEN, OFF(listen_plain), "127.0.0.1:6667", 0,
+     1024, false,
+     "Plain IRC listeners, comma-separated host:port ([v6]:port); empty "
+     "for none. Keep plain IRC on loopback."},
+    {"listen", "tls", CT_LISTEN, OFF(listen_tls), "127.0.0.1:6697", 0, 1024,
+     false, "TLS IRC listeners, comma-separated host:port; empty for none."},
+    {"tls", "cert", CT_STRING, OFF(tls_cert), "", 0, 4096, true,
+     "PEM certificate chain for the TLS listeners (reloaded on SIGHUP)."},
+    {"tls", "key", CT_STRING, OFF(tls_key), "", 0, 4096, true,
+     "PEM private key for the TLS listeners (reloaded on SIGHUP)."},
+    {"database", "conninfo", CT_STRING, OFF(db_conninfo),
+     "host=/run/pchat/db dbname=pchat", 1, 4096, false,
+     "libpq connection string or URI; several hosts with "
+     "target_session_attrs=read-write for a mirrored database."},
+    {"database", "connect_timeout_ms", CT_UINT, OFF(db_connect_timeout_ms),
+     "5000", 100, 600000, false, "Time allowed for one connection attempt."},
+    {"database", "backoff_min_ms", CT_UINT, OFF(db_backoff_min_ms), "100", 10,
+     600000, false, "First wait before reconnecting after a failure."},
+    {"database", "backoff_max_ms", CT_UINT, OFF(db_backoff_max_ms), "5000", 10,
+     600000, false, "Longest wait between reconnection attempts."},
+    {"database", "post_timeout_ms", CT_UINT, OFF(db_post_timeout_ms), "5000",
+     100, 600000, false,
+     "How long a post may wait for the database before it is refused with "
+     "FAIL TEMPORARILY_UNAVAILABLE."},
+    {"database", "max_batch", CT_UINT, OFF(db_max_batch), "512", 1, 65536,
+     false, "Most posts stored in one transaction (group commit)."},
+    {"limits", "nick_len", CT_UINT, OFF(nick_len), "30", 1, 64, false,
+     "Longest nickname (NICKLEN)."},
+    {"limits", "channel_len", CT_UINT, OFF(channel_len), "64", 2, 200, false,
+     "Longest channel name (CHANNELLEN)."},
+    {"limits", "topic_len", CT_UINT, OFF(topic_len), "390", 1, 390, false,
+     "Longest topic (TOPICLEN)."},
+    {"limits", "max_joins", CT_UINT, OFF(max_joins), "50", 1, 10000, false,
+     "Channels one client may be in (CHANLIMIT)."},
+    {"limits", "sendq_bytes", CT_UINT, OFF(sendq_bytes), "1048576", 4096,
+     1073741824, false,
+     "Output queued for one client before it is disconnected."},
+    {"limits", "flood_burst", CT_UINT, OFF(flood_burst), "20", 1, 1000000,
+     true, "Lines a client may send at once before throttling."},
+    {"limits", "flood_rate", CT_UINT, OFF(flood_rate), "5", 1, 1000000, true,
+     "Lines per second a client may send after its burst."},
+    {"limits", "register_timeout_ms", CT_UINT, OFF(register_timeout_ms),
+     "30000", 1000, 600000, false,
+     "Time a connection has to register (NICK/USER/CAP END)."},
+    {"limits", "ping_interval_ms", CT_UINT, OFF(ping_interval_ms), "120000",
+     1000, 3600000, false, "Idle time before the server sends PING."},
+    {"limits", "ping_timeout_ms", CT_UINT, OFF(ping_timeout_ms), "60000", 1000,
+     3600000, false, "Time to answer that PING before disconnection."},
+    {"history", "replay", CT_UINT, OFF(history_replay), "25", 0, 1000, false,
+     "Messages replayed on JOIN to clients without draft/chathistory."},
+    {"history", "max", CT_UINT, OFF(history_max), "500", 1, 10000, false,
+     "Most messages one CHATHISTORY request returns (CHATHISTORY=)."},
+    {"log", "level", CT_LEVEL, OFF(log_level), "notice", 0, 0, true,
+     "crit, error, warn, notice, info, debug or trace."},
+    {"log", "syslog", CT_BOOL, OFF(log_syslog), "no", 0, 1, true,
+     "Log to syslog (daemon facility) instead of stderr."},
+    {"pool", "backend", CT_BACKEND, OFF(pool_backend), "local", 0, 0, false,
+     "local (a single server) or cpg (a Corosync pool)."},
+    {"pool", "control_socket", CT_STRING, OFF(pool_control_socket),
+     "/run/pchat/pchatd.sock", 0, 107, false,
+     "Unix socket for pchatctl and the Pacemaker agent; empty for none."},
+};
+
+#define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
+
+static const char *const type_names[] = {
+    [CT_STRING] = "string", [CT_UINT] = "integer", [CT_BOOL] = "boolean",
+    [CT_LEVEL] = "log level", [CT_BACKEND] = "local|cpg",
+    [CT_LISTEN] = "address list",
+};
+
+static const struct conf_key *
+find_key(const char *section, const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (strcmp(conf_keys[i].section, section) == 0
+            && strcmp(conf_keys[i].name, name) == 0) {
+            return &conf_keys[i];
+        }
+    }
+    return NULL;
+}
+
+int
+pc_conf_parse_hostport(const char *s, size_t len, char *host, size_t hostcap,
+                       int *port)
+{
+    const char *colon;
+    size_t hlen;
+
+    if (len == 0) {
+        return PC_ECONFIG;
+    }
+    if (s[0] == '[') {
+        const char *close = memchr(s, ']', len);
+        if (close == NULL || (size_t)(close - s) + 1 >= len
+            || close[1] != ':') {
+            return PC_ECONFIG;
+        }
+        hlen = (size_t)(close - s) - 1;
+        if (hlen == 0 || hlen >= hostcap) {
+            return PC_ECONFIG;
+        }
+        memcpy(host, s + 1, hlen);
+        colon = close + 1;
+    } else {
+        colon = NULL;
+        for (size_t i = len; i > 0; i--) {
+            if (s[i - 1] == ':') {
+                colon = s + i - 1;
+                break;
+            }
+        }
+        if (colon == NULL) {
+            return PC_ECONFIG;
+        }
+        hlen = (size_t)(colon - s);
+        if (hlen == 0 || hlen >= hostcap || memchr(s, ':', hlen) != NULL) {
+            return PC_ECONFIG;
+        }
+        memcpy(host, s, hlen);
+    }
+    host[hlen] = '\0';
+    size_t plen = len - (size_t)(colon + 1 - s);
+    if (plen == 0 || plen > 5) {
+        return PC_ECONFIG;
+    }
+    long p = 0;
+    for (size_t i = 0; i < plen; i++) {
+        char c = colon[1 + i];
+        if (c < '0' || c > '9') {
+            return PC_ECONFIG;
+        }
+        p = p * 10 + (c - '0');
+    }
+    if (p < 1 || p > 65535) {
+        return PC_ECONFIG;
+    }
+    *port = (int)p;
+    return 0;
+}
+
+static int
+check_listen(const char *v, char *why, size_t whylen)
+{
+    const char *p = v;
+    while (*p) {
+        while (*p == ' ' || *p == ',') {
+            p++;
+        }
+        if (*p == '\0') {
+            break;
+        }
+        size_t n = strcspn(p, ", ");
+        char host[64];
+        int port;
+        if (pc_conf_parse_hostport(p, n, host, sizeof(host), &port) < 0) {
+            (void)snprintf(why, whylen, "'%.*s' is not host:port (port "
+                           "1-65535, IPv6 as [addr]:port)", (int)n, p);
+            return PC_ECONFIG;
+        }
+        p += n;
+    }
+    return 0;
+}
+
+/* Stores a value; on error writes why (without location) and returns
+ * PC_ECONFIG. */
+static int
+set_value(struct pc_conf *c, const struct conf_key *k, const char *v,
+          char *why, size_t whylen)
+{
+    char *base = (char *)c;
+
+    switch (k->type) {
+    case CT_UINT: {
+        char *end = NULL;
+        if (v[0] < '0' || v[0] > '9') {
+            (void)snprintf(why, whylen, "'%s' is not a number", v);
+            return PC_ECONFIG;
+        }
+        errno = 0;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (errno != 0 || *end != '\0' || n < k->min || n > k->max) {
+            (void)snprintf(why, whylen, "'%s' is out of range %u..%u", v,
+                           k->min, k->max);
+            return PC_ECONFIG;
+        }
+        *(uint32_t *)(void *)(base + k->offset) = (uint32_t)n;
+        return 0;
+    }
+    case CT_BOOL: {
+        static const char *const yes[] = {"yes", "true", "on", "1"};
+        static const char *const no[] = {"no", "false", "off", "0"};
+        for (size_t i = 0; i < 4; i++) {
+            if (strcmp(v, yes[i]) == 0 || strcmp(v, no[i]) == 0) {
+                *(bool *)(void *)(base + k->offset) = strcmp(v, yes[i]) == 0;
+                return 0;
+            }
+        }
+        (void)snprintf(why, whylen, "'%s' is not yes or no", v);
+        return PC_ECONFIG;
+    }
+    case CT_LEVEL:
+        if (pc_log_level_parse(v) < 0) {
+            (void)snprintf(why, whylen, "'%s' is not a log level (crit, "
+                           "error, warn, notice, info, debug, trace)", v);
+            return PC_ECONFIG;
+        }
+        break;
+    case CT_BACKEND:
+        if (strcmp(v, "local") != 0 && strcmp(v, "cpg") != 0) {
+            (void)snprintf(why, whylen, "'%s' is not local or cpg", v);
+            return PC_ECONFIG;
+        }
+        break;
+    case CT_LISTEN:
+        if (check_listen(v, why, whylen) < 0) {
+            return PC_ECONFIG;
+        }
+        break;
+    case CT_STRING:
+        if (strlen(v) < k->min || strlen(v) > k->max) {
+            (void)snprintf(why, whylen, "length must be %u..%u characters",
+                           k->min, k->max);
+            return PC_ECONFIG;
+        }
+        break;
+    }
+    char *copy = strdup(v);
+    if (copy == NULL) {
+        (void)snprintf(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
+    char **slot = (char **)(void *)(base + k->offset);
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+int
+pc_conf_init(struct pc_conf *c)
+{
+    char why[128];
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (set_value(c, &conf_keys[i], conf_keys[i].def, why, sizeof(why))
+            < 0) {
+            pc_conf_free(c);
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+void
+pc_conf_free(struct pc_conf *c)
+{
+    char *base = (char *)c;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct conf_key *k = &conf_keys[i];
+        if (k->type != CT_UINT && k->type != CT_BOOL) {
+            char **slot = (char **)(void *)(base + k->offset);
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+}
+
+struct load_ctx {
+    struct pc_conf *conf;
+    const char *path;
+    char *err;
+    size_t errlen;
+    int failed;
+    int lineno;
+    FILE *f;
+};
+
+/* Debian's libinih passes no line number to the handler, so the reader
+ * counts lines: the handler runs right after its line was read. */
+static char *
+read_line(char *str, int num, void *stream)
+{
+    struct load_ctx *l = stream;
+    char *r = fgets(str, num, l->f);
+    if (r != NULL) {
+        l->lineno++;
+    }
+    return r;
+}
+
+static int
+on_ini(void *user, const char *section, const char *name, const char *value)
+{
+    struct load_ctx *l = user;
+    int lineno = l->lineno;
+    char why[256];
+
+    if (l->failed) {
+        return 0;
+    }
+    const struct conf_key *k = find_key(section, name);
+    if (k == NULL) {
+        (void)snprintf(l->err, l->errlen, "%s:%d: unknown key '%s' in "
+                       "section [%s]", l->path, lineno, name, section);
+        l->failed = 1;
+        return 0;
+    }
+    if (set_value(l->conf, k, value, why, sizeof(why)) < 0) {
+        (void)snprintf(l->err, l->errlen, "%s:%d: %s.%s: %s", l->path, lineno,
+                       section, name, why);
+        l->failed = 1;
+        return 0;
+    }
+    return 1;
+}
+
+int
+pc_conf_load(struct pc_conf *c, const char *path, char *err, size_t errlen)
+{
+    struct load_ctx l = {c, path, err, errlen, 0, 0, NULL};
+
+    l.f = fopen(path, "r");
+    if (l.f == NULL) {
+        (void)snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return PC_ECONFIG;
+    }
+    int rc = ini_parse_stream(read_line, &l, on_ini, &l);
+    (void)fclose(l.f);
+    if (l.failed) {
+        return PC_ECONFIG;
+    }
+    if (rc != 0) {
+        (void)snprintf(err, errlen, "%s:%d: syntax error (expected [section] "
+                       "or key = value)", path, rc);
+        return PC_ECONFIG;
+    }
+    return 0;
+}
+
+int
+pc_conf_set(struct pc_conf *c, const char *assignment, char *err,
+            size_t errlen)
+{
+    char section[32], name[64], why[256];
+    const char *dot = strchr(assignment, '.');
+    const char *eq = strchr(assignment, '=');
+
+    if (dot == NULL || eq == NULL || dot > eq
+        || (size_t)(dot - assignment) >= sizeof(section)
+        || (size_t)(eq - dot - 1) >= sizeof(name)) {
+        (void)snprintf(err, errlen, "-o %s: expected section.key=value",
+                       assignment);
+        return PC_ECONFIG;
+    }
+    memcpy(section, assignment, (size_t)(dot - assignment));
+    section[dot - assignment] = '\0';
+    memcpy(name, dot + 1, (size_t)(eq - dot - 1));
+    name[eq - dot - 1] = '\0';
+    const struct conf_key *k = find_key(section, name);
+    if (k == NULL) {
+        (void)snprintf(err, errlen, "-o %s: unknown key '%s' in section [%s]",
+                       assignment, name, section);
+        return PC_ECONFIG;
+    }
+    if (set_value(c, k, eq + 1, why, sizeof(why)) < 0) {
+        (void)snprintf(err, errlen, "-o %s.%s: %s", section, name, why);
+        return PC_ECONFIG;
+    }
+    return 0;
+}
+
+int
+pc_conf_validate(const struct pc_conf *c, char *err, size_t errlen)
+{
+    if (c->listen_tls[0] != '\0'
+        && (c->tls_cert[0] == '\0' || c->tls_key[0] == '\0')) {
+        (void)snprintf(err, errlen, "listen.tls is set but tls.cert and "
+                       "tls.key are not (set both, or listen.tls = to turn "
+                       "TLS off)");
+        return PC_ECONFIG;
+    }
+    if (c->db_backoff_min_ms > c->db_backoff_max_ms) {
+        (void)snprintf(err, errlen, "database.backoff_min_ms (%u) is larger "
+                       "than database.backoff_max_ms (%u)",
+                       c->db_backoff_min_ms, c->db_backoff_max_ms);
+        return PC_ECONFIG;
+    }
+    if (c->listen_plain[0] == '\0' && c->listen_tls[0] == '\0') {
+        (void)snprintf(err, errlen, "no listener: set listen.plain or "
+                       "listen.tls");
+        return PC_ECONFIG;
+    }
+    return 0;
+}
+
+static void
+value_str(const struct pc_conf *c, const struct conf_key *k, char *out,
+          size_t cap)
+{
+    const char *base = (const char *)c;
+    switch (k->type) {
+    case CT_UINT:
+        (void)snprintf(out, cap, "%u",
+                       *(const uint32_t *)(const void *)(base + k->offset));
+        break;
+    case CT_BOOL:
+        (void)snprintf(out, cap, "%s",
+                       *(const bool *)(const void *)(base + k->offset) ? "yes"
+                                                                      : "no");
+        break;
+    default: {
+        const char *s = *(char *const *)(const void *)(base + k->offset);
+        (void)snprintf(out, cap, "%s", s ? s : "");
+        break;
+    }
+    }
+}
+
+void
+pc_conf_dump(const struct pc_conf *c, FILE *out)
+{
+    const char *section = "";
+    char v[4200];
+
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct conf_key *k = &conf_keys[i];
+        if (strcmp(section, k->section) != 0) {
+            section = k->section;
+            (void)fprintf(out, "%s[%s]\n", i ? "\n" : "", section);
+        }
+        value_str(c, k, v, sizeof(v));
+        (void)fprintf(out, "%s = %s\n", k->name, v);
+    }
+}
+
+void
+pc_conf_doc_markdown(FILE *out)
+{
+    const char *section = "";
+
+    (void)fprintf(out,
+                  "# pchatd configuration reference\n\n"
+                  "Generated from the key table in src/util/conf.c "
+                  "(`pchat-conf-doc --markdown`); do not edit by hand.\n\n"
+                  "The file is INI: `[section]` headers and `key = value` "
+                  "lines; `;` or `#` start comments. Every key can also be "
+                  "set on the command line with `-o section.key=value`, "
+                  "which wins over the file. `pchatd --check-config` "
+                  "validates a file and prints the effective settings; "
+                  "errors name the file, the line and the key.\n\n"
+                  "Keys marked *reload* take effect on SIGHUP; the others "
+                  "need a restart.\n");
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct conf_key *k = &conf_keys[i];
+        if (strcmp(section, k->section) != 0) {
+            section = k->section;
+            (void)fprintf(out, "\n## [%s]\n\n| key | type | default | "
+                          "range | reload | meaning |\n| --- | --- | --- | "
+                          "--- | --- | --- |\n", section);
+        }
+        char range[48] = "";
+        if (k->type == CT_UINT) {
+            (void)snprintf(range, sizeof(range), "%u..%u", k->min, k->max);
+        }
+        (void)fprintf(out, "| `%s` | %s | `%s` | %s | %s | %s |\n", k->name,
+                      type_names[k->type], k->def, range,
+                      k->reloadable ? "reload" : "", k->help);
+    }
+}
+
+bool
+pc_conf_reloadable(const char *section, const char *name)
+{
+    const struct conf_key *k = find_key(section, name);
+    return k != NULL && k->reloadable;
+}
