@@ -124,7 +124,7 @@ hist_output(struct hist_ctx *h, PGresult *res, bool newest_first)
     if (s == NULL) {
         return;
     }
-    (void)snprintf(ref, sizeof(ref), "h%" PRIu64, h->chat->next_sess_id++);
+    (void)snprintf(ref, sizeof(ref), "h%" PRIu64, ++h->chat->next_batch);
     pc_reply_begin(s, h->label);
     if (h->kind == HIST_REPLAY) {
         batch = false;
@@ -356,7 +356,7 @@ targets_cb(void *arg, int status, PGresult *res)
     if (s != NULL) {
         char ref[32];
         bool batch = (s->caps & CAP_BATCH) != 0;
-        (void)snprintf(ref, sizeof(ref), "t%" PRIu64, h->chat->next_sess_id++);
+        (void)snprintf(ref, sizeof(ref), "t%" PRIu64, ++h->chat->next_batch);
         pc_reply_begin(s, h->label);
         if (batch) {
             pc_sess_sendf(s, "BATCH +%s draft/chathistory-targets", ref);

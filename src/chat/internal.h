@@ -158,6 +158,7 @@ struct pc_chat {
     struct pc_map rooms_by_id; /* decimal id -> room */
     struct pc_msgid_gen msgids;
     uint64_t next_sess_id;
+    uint64_t next_batch; /* batch reference counter */
     uint64_t started_wall_ms;
     uint64_t nsessions;
     uint64_t nregistered;

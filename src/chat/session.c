@@ -274,6 +274,24 @@ write_tagged(struct pc_session *s, const char *tags, const char *line,
     }
 }
 
+/* True if the line's tag section has a batch tag. */
+static bool
+in_batch(const char *line, size_t len)
+{
+    if (len < 8 || line[0] != '@') {
+        return false;
+    }
+    const char *sp = memchr(line, ' ', len);
+    size_t tlen = sp ? (size_t)(sp - line) : len;
+    for (size_t i = 1; i + 6 <= tlen; i++) {
+        if ((line[i - 1] == '@' || line[i - 1] == ';')
+            && memcmp(line + i, "batch=", 6) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void
 pc_reply_end(struct pc_session *s)
 {
@@ -310,7 +328,7 @@ pc_reply_end(struct pc_session *s)
     } else {
         char ref[24];
         char start[sizeof(label) + 120];
-        (void)snprintf(ref, sizeof(ref), "L%" PRIu64, s->id);
+        (void)snprintf(ref, sizeof(ref), "L%" PRIu64, ++s->chat->next_batch);
         int n = snprintf(start, sizeof(start),
                          "@%s :%s BATCH +%s labeled-response\r\n", label,
                          pc_server_name(s->chat), ref);
@@ -324,7 +342,13 @@ pc_reply_end(struct pc_session *s)
         while (p < end) {
             const char *nl = memchr(p, '\n', (size_t)(end - p));
             size_t len = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
-            write_tagged(s, btag, p, len);
+            if (in_batch(p, len)) {
+                /* Already inside an inner batch: its lines carry only
+                 * that batch's tag; the inner BATCH start carries ours. */
+                (void)pc_conn_write(s->conn, p, len);
+            } else {
+                write_tagged(s, btag, p, len);
+            }
             p += len;
         }
         n = snprintf(start, sizeof(start), ":%s BATCH -%s\r\n",

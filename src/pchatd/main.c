@@ -306,9 +306,9 @@ static void
 store_state(void *arg, enum pc_store_state st)
 {
     struct pc_worker *w = arg;
-    pc_log(st == PC_STORE_READY ? PC_LOG_NOTICE : PC_LOG_WARN, "store",
-           "database %s server=%s", pc_store_state_name(st),
-           pc_store_server(w->store));
+    /* The store logs its own failures; this is the state change. */
+    pc_log(PC_LOG_DEBUG, "store", "database %s server=%s",
+           pc_store_state_name(st), pc_store_server(w->store));
     pc_chat_store_state(w->chat, st);
 }
 
@@ -327,8 +327,9 @@ close_all(struct pc_worker *w)
     pc_net_flush(w->net);
     uv_close((uv_handle_t *)&w->pass, NULL);
     uv_close((uv_handle_t *)&w->before, NULL);
-    pc_chat_free(w->chat);
+    /* The store first: its last callbacks still reach the chat service. */
     pc_store_close(w->store, NULL, NULL);
+    pc_chat_free(w->chat);
 }
 
 static void
