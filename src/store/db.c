@@ -72,6 +72,8 @@ struct pc_store {
     void (*done_cb)(void *);
     void *done_arg;
     char server[160];
+    char last_error[256]; /* repeats of the same failure log at debug */
+    unsigned failures;
 };
 
 static void store_fail_conn(struct pc_store *s, const char *why);
@@ -225,7 +227,10 @@ one_line(const char *msg, char *buf, size_t cap)
 {
     size_t n = 0;
     for (const char *p = msg ? msg : ""; *p && n + 1 < cap; p++) {
-        buf[n++] = (*p == '\n' || *p == '\r') ? ' ' : *p;
+        buf[n++] = (*p == '\n' || *p == '\r' || *p == '\t') ? ' ' : *p;
+        if (n >= 2 && buf[n - 1] == ' ' && buf[n - 2] == ' ') {
+            n--;
+        }
     }
     while (n > 0 && buf[n - 1] == ' ') {
         n--;
@@ -240,10 +245,16 @@ store_fail_conn(struct pc_store *s, const char *why)
     char msg[512];
 
     if (!s->closing) {
-        pc_log(s->state == PC_STORE_READY ? PC_LOG_ERR : PC_LOG_WARN,
-               "store", "database %s: %s",
-               s->server[0] ? s->server : "(connecting)",
-               one_line(why, msg, sizeof(msg)));
+        one_line(why, msg, sizeof(msg));
+        bool repeat = strcmp(msg, s->last_error) == 0;
+        s->failures++;
+        pc_log(s->state == PC_STORE_READY ? PC_LOG_ERR
+               : repeat                   ? PC_LOG_DEBUG
+                                          : PC_LOG_WARN,
+               "store", "database %s: %s%s",
+               s->server[0] ? s->server : "(connecting)", msg,
+               repeat ? "" : " (retrying with backoff)");
+        (void)snprintf(s->last_error, sizeof(s->last_error), "%s", msg);
     }
     poll_drop(s);
     (void)uv_timer_stop(&s->conn_timer);
@@ -271,6 +282,15 @@ store_fail_conn(struct pc_store *s, const char *why)
     backoff(s);
 }
 
+/* Server notices (and libpq's own) go to our log, not to stderr. */
+static void
+on_notice(void *arg, const char *message)
+{
+    char msg[512];
+    pc_log(PC_LOG_INFO, "store", "database says: %s",
+           one_line(message, msg, sizeof(msg)));
+}
+
 static void
 connect_start(struct pc_store *s)
 {
@@ -293,6 +313,7 @@ connect_start(struct pc_store *s)
         return;
     }
     (void)PQsetnonblocking(s->conn, 1);
+    PQsetNoticeProcessor(s->conn, on_notice, s);
     (void)uv_timer_start(&s->conn_timer, on_conn_timer,
                          s->cfg.connect_timeout_ms, 0);
     if (poll_want(s, UV_WRITABLE) < 0) {
@@ -427,7 +448,10 @@ finish_head(struct pc_store *s)
             }
             s->backoff_ms = 0;
             pc_log(PC_LOG_NOTICE, "store", "database ready server=%s "
-                   "schema=%d", s->server, pc_migrate_latest());
+                   "schema=%d failed_attempts=%u", s->server,
+                   pc_migrate_latest(), s->failures);
+            s->failures = 0;
+            s->last_error[0] = '\0';
             set_state(s, PC_STORE_READY);
         }
         return;
