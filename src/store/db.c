@@ -72,7 +72,7 @@ struct pc_store {
     void (*done_cb)(void *);
     void *done_arg;
     char server[160];
-    char last_error[256]; /* repeats of the same failure log at debug */
+    char last_error[512]; /* repeats of the same failure log at debug */
     unsigned failures;
 };
 
