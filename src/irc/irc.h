@@ -77,6 +77,7 @@ struct pc_irc_line {
     char buf[PC_IRC_LINE_MAX + 2];
     size_t len;
     size_t body_start; /* offset after the tag section */
+    bool in_body;      /* the source or command has been written */
     int ntags;
     int nparams;
     int err;

@@ -13,6 +13,7 @@ pc_irc_line_init(struct pc_irc_line *l)
 {
     l->len = 0;
     l->body_start = 0;
+    l->in_body = false;
     l->ntags = 0;
     l->nparams = 0;
     l->err = 0;
@@ -36,7 +37,7 @@ put(struct pc_irc_line *l, const char *p, size_t n, size_t limit)
 static void
 tag_begin(struct pc_irc_line *l)
 {
-    if (l->err == 0 && l->body_start != 0) {
+    if (l->err == 0 && l->in_body) {
         l->err = PC_IRC_ESYNTAX; /* tags after the source or command */
         return;
     }
@@ -81,11 +82,12 @@ pc_irc_line_tag_raw(struct pc_irc_line *l, struct pc_irc_str key,
 static void
 body_begin(struct pc_irc_line *l)
 {
-    if (l->body_start == 0 && l->err == 0) {
+    if (!l->in_body && l->err == 0) {
         if (l->ntags > 0) {
             put(l, " ", 1, PC_IRC_TAGS_MAX);
         }
         l->body_start = l->len;
+        l->in_body = true;
     }
 }
 
@@ -159,8 +161,8 @@ pc_irc_line_end(struct pc_irc_line *l)
     if (l->err != 0) {
         return l->err;
     }
-    if (l->body_start == 0 && l->ntags > 0) {
-        return PC_IRC_ESYNTAX; /* tags without a command */
+    if (!l->in_body) {
+        return PC_IRC_ESYNTAX; /* no command */
     }
     l->buf[l->len++] = '\r';
     l->buf[l->len++] = '\n';
