@@ -321,7 +321,7 @@ struct load_ctx {
     const char *path;
     char *err;
     size_t errlen;
-    int failed;
+    int failed; /* line of the first bad key, 0 if none */
     int lineno;
     FILE *f;
 };
@@ -353,13 +353,13 @@ on_ini(void *user, const char *section, const char *name, const char *value)
     if (k == NULL) {
         (void)snprintf(l->err, l->errlen, "%s:%d: unknown key '%s' in "
                        "section [%s]", l->path, lineno, name, section);
-        l->failed = 1;
+        l->failed = lineno;
         return 0;
     }
     if (set_value(l->conf, k, value, why, sizeof(why)) < 0) {
         (void)snprintf(l->err, l->errlen, "%s:%d: %s.%s: %s", l->path, lineno,
                        section, name, why);
-        l->failed = 1;
+        l->failed = lineno;
         return 0;
     }
     return 1;
@@ -377,7 +377,8 @@ pc_conf_load(struct pc_conf *c, const char *path, char *err, size_t errlen)
     }
     int rc = ini_parse_stream(read_line, &l, on_ini, &l);
     (void)fclose(l.f);
-    if (l.failed) {
+    /* Report whichever error comes first in the file. */
+    if (l.failed && (rc <= 0 || l.failed <= rc)) {
         return PC_ECONFIG;
     }
     if (rc != 0) {
