@@ -368,13 +368,19 @@ targets_cb(void *arg, int status, PGresult *res)
                 continue;
             }
             pc_time_format(strtoull(PQgetvalue(res, i, 1), NULL, 10), when);
+            char ts[48];
+            struct pc_irc_line l;
+            (void)snprintf(ts, sizeof(ts), "timestamp=%s", when);
+            pc_irc_line_init(&l);
             if (batch) {
-                pc_sess_sendf(s, "@batch=%s CHATHISTORY TARGETS %s "
-                              "timestamp=%s", ref, r->name, when);
-            } else {
-                pc_sess_sendf(s, "CHATHISTORY TARGETS %s timestamp=%s",
-                              r->name, when);
+                pc_irc_line_tag(&l, "batch", ref, strlen(ref));
             }
+            pc_irc_line_source(&l, pc_server_name(h->chat));
+            pc_irc_line_cmd(&l, "CHATHISTORY");
+            pc_irc_line_param(&l, "TARGETS", 7);
+            pc_irc_line_param(&l, r->name, strlen(r->name));
+            pc_irc_line_param(&l, ts, strlen(ts));
+            pc_sess_send_line(s, &l);
         }
         if (batch) {
             pc_sess_sendf(s, "BATCH -%s", ref);

@@ -1,0 +1,61 @@
+"""The database going away: clients stay, posts wait a bounded time and are
+refused with a standard reply, nothing unstored is acknowledged, and posting
+works again once the database is back."""
+import time
+
+from ircclient import ALL_CAPS
+
+
+def test_database_down_then_back(server, postgres):
+    a = server.client("alice", ALL_CAPS)
+    b = server.client("bob", ALL_CAPS)
+    a.join("#db")
+    b.join("#db")
+    a.send("PRIVMSG #db :before")
+    a.expect("PRIVMSG")
+    b.expect("PRIVMSG")
+
+    postgres.stop()
+    try:
+        t0 = time.monotonic()
+        a.send("@label=down1 PRIVMSG #db :while down")
+        fail = a.expect(lambda m: m.tags.get("label") == "down1", timeout=10)
+        waited = time.monotonic() - t0
+        assert fail.command == "FAIL", fail
+        assert fail.params[:3] == ["PRIVMSG", "TEMPORARILY_UNAVAILABLE", "#db"]
+        # Bounded: post_timeout_ms is 2000 in the fixture.
+        assert 1.5 <= waited <= 6, waited
+        # No echo, no delivery; still connected.
+        assert all(m.command != "PRIVMSG" for m in a.drain(0.3))
+        assert all(m.command != "PRIVMSG" for m in b.drain(0.1))
+        a.ping_roundtrip("still-here")
+        b.ping_roundtrip("me-too")
+    finally:
+        postgres.start()
+
+    # Posting works again once the store has reconnected (bounded retries).
+    deadline = time.monotonic() + 20
+    while True:
+        a.send("@label=up PRIVMSG #db :after")
+        m = a.expect(lambda m: m.tags.get("label") == "up", timeout=10)
+        if m.command == "PRIVMSG":
+            break
+        assert time.monotonic() < deadline, "posting did not come back"
+        time.sleep(0.5)
+    assert b.expect("PRIVMSG").params[1] == "after"
+    bodies = server.query("SELECT string_agg(body, ',' ORDER BY seq) FROM messages")
+    assert "while down" not in bodies
+    assert bodies.startswith("before") and bodies.endswith("after")
+
+
+def test_schema_check_refuses_newer_database(server_factory, postgres):
+    import subprocess
+    from conftest import PCHATD
+    server = server_factory()
+    server.stop()
+    server.query("INSERT INTO pchat_schema (version, name) VALUES (9999, 'future')")
+    out = subprocess.run([PCHATD, "-c", server.conf], capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0
+    assert "newer than this pchatd" in out.stderr
+    server.query("DELETE FROM pchat_schema WHERE version = 9999")
+    server.start()
