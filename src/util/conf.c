@@ -520,6 +520,61 @@ pc_conf_doc_markdown(FILE *out)
     }
 }
 
+/* roff needs backslashes doubled and a leading dot or quote escaped. */
+static void
+roff_text(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\') {
+            (void)fputs("\\e", out);
+        } else {
+            (void)fputc(*s, out);
+        }
+    }
+}
+
+void
+pc_conf_doc_man(FILE *out)
+{
+    const char *section = "";
+
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct conf_key *k = &conf_keys[i];
+        if (strcmp(section, k->section) != 0) {
+            section = k->section;
+            (void)fprintf(out, ".SS [%s]\n", section);
+        }
+        (void)fprintf(out, ".TP\n.B %s\n(%s; default \\(lq", k->name,
+                      type_names[k->type]);
+        roff_text(out, k->def);
+        (void)fputs("\\(rq", out);
+        if (k->type == CT_UINT) {
+            (void)fprintf(out, "; %u to %u", k->min, k->max);
+        }
+        (void)fprintf(out, "%s)\n", k->reloadable ? "; reloaded on SIGHUP" : "");
+        roff_text(out, k->help);
+        (void)fputc('\n', out);
+    }
+}
+
+void
+pc_conf_doc_example(FILE *out)
+{
+    const char *section = "";
+
+    (void)fprintf(out, "# pchatd configuration. Every key is shown with its "
+                  "default,\n# commented out; see pchatd.conf(5) or "
+                  "docs/config.md.\n");
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct conf_key *k = &conf_keys[i];
+        if (strcmp(section, k->section) != 0) {
+            section = k->section;
+            (void)fprintf(out, "\n[%s]\n", section);
+        }
+        (void)fprintf(out, "# %s\n;%s = %s\n", k->help, k->name, k->def);
+    }
+}
+
 bool
 pc_conf_reloadable(const char *section, const char *name)
 {

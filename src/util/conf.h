@@ -68,6 +68,10 @@ int pc_conf_validate(const struct pc_conf *c, char *err, size_t errlen);
 void pc_conf_dump(const struct pc_conf *c, FILE *out);
 /* Writes the key reference as Markdown (docs/config.md is generated). */
 void pc_conf_doc_markdown(FILE *out);
+/* Writes the key reference as roff, for pchatd.conf(5). */
+void pc_conf_doc_man(FILE *out);
+/* Writes an example file: every key commented out with its default. */
+void pc_conf_doc_example(FILE *out);
 /* True if the key may change on SIGHUP without a restart. */
 bool pc_conf_reloadable(const char *section, const char *name);
 /* Parses "host:port" or "[v6]:port" (len bytes of s). Returns 0 or
