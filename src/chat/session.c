@@ -458,10 +458,11 @@ sess_depart(struct pc_session *s, const char *reason)
         }
         c->nregistered--;
     }
-    for (size_t i = 0; i < s->nrooms; i++) {
-        pc_room_remove_member(s->rooms[i].room, s);
+    /* Removing a room shrinks s->rooms (swap with the last): take the
+     * first until none is left. */
+    while (s->nrooms > 0) {
+        pc_room_remove_member(s->rooms[0].room, s);
     }
-    s->nrooms = 0;
     if (s->nick_folded[0] != '\0'
         && pc_map_get(&c->nicks, s->nick_folded) == s) {
         (void)pc_map_del(&c->nicks, s->nick_folded);

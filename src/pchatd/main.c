@@ -47,6 +47,7 @@ struct pc_worker {
     bool active;  /* role: listeners open (active) or closed (standby) */
     bool quorate; /* the pool has quorum: a node without it serves no one */
     bool draining;
+    bool hard_exit; /* the drain timed out: exit without cleaning up */
     int exit_code;
 };
 
@@ -315,6 +316,7 @@ store_state(void *arg, enum pc_store_state st)
 static void
 close_all(struct pc_worker *w)
 {
+    stop_listeners(w);
     pc_control_stop(w->control);
     w->control = NULL;
     uv_signal_stop(&w->sig_term);
@@ -324,12 +326,18 @@ close_all(struct pc_worker *w)
     uv_close((uv_handle_t *)&w->sig_int, NULL);
     uv_close((uv_handle_t *)&w->sig_hup, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
-    pc_net_flush(w->net);
+    if (w->net != NULL) {
+        pc_net_flush(w->net);
+    }
     uv_close((uv_handle_t *)&w->pass, NULL);
     uv_close((uv_handle_t *)&w->before, NULL);
     /* The store first: its last callbacks still reach the chat service. */
-    pc_store_close(w->store, NULL, NULL);
-    pc_chat_free(w->chat);
+    if (w->store != NULL) {
+        pc_store_close(w->store, NULL, NULL);
+    }
+    if (w->chat != NULL) {
+        pc_chat_free(w->chat);
+    }
 }
 
 static void
@@ -347,6 +355,7 @@ drain_timeout(uv_timer_t *t)
     pc_log(PC_LOG_WARN, "main", "drain took over %d ms, exiting anyway",
            DRAIN_TIMEOUT_MS);
     w->exit_code = 1;
+    w->hard_exit = true;
     uv_stop(&w->loop);
 }
 
@@ -411,6 +420,69 @@ on_reload(uv_signal_t *h, int signum)
            "log.level=%s", signum, w->conf.log_level);
 }
 
+/* Creates the services and opens the listeners; on failure the caller
+ * closes whatever was made (close_all copes with missing pieces). */
+static int
+start_worker(struct pc_worker *w, bool standby)
+{
+    char err[512];
+    struct pc_store_cfg scfg = {
+        .conninfo = w->conf.db_conninfo,
+        .connect_timeout_ms = w->conf.db_connect_timeout_ms,
+        .backoff_min_ms = w->conf.db_backoff_min_ms,
+        .backoff_max_ms = w->conf.db_backoff_max_ms,
+        .max_in_flight = 64,
+    };
+    int rc = pc_net_new(&w->net, &w->loop);
+
+    if (rc == 0) {
+        rc = pc_store_new(&w->store, &w->loop, &scfg, store_state, w);
+    }
+    if (rc == 0) {
+        rc = pc_chat_new(&w->chat, &w->loop, &w->conf, w->store);
+    }
+    if (rc == 0) {
+        rc = pc_bus_local_new(&w->bus, &w->loop, &pc_chat_bus_cbs, w->chat);
+    }
+    if (rc < 0) {
+        pc_log(PC_LOG_CRIT, "main", "start-up failed: %s", pc_strerror(rc));
+        return rc;
+    }
+    pc_chat_set_bus(w->chat, w->bus);
+    if (w->conf.listen_tls[0] != '\0') {
+        w->tls = pc_tls_server_ctx(w->conf.tls_cert, w->conf.tls_key, err,
+                                   sizeof(err));
+        if (w->tls == NULL) {
+            pc_log(PC_LOG_CRIT, "main", "TLS: %s", err);
+            return PC_ECONFIG;
+        }
+    }
+    w->active = !standby;
+    w->quorate = true;
+    if (w->active && open_listeners(w) < 0) {
+        return PC_ECONFIG;
+    }
+    if (w->conf.pool_control_socket[0] != '\0') {
+        rc = pc_control_start(&w->control, &w->loop,
+                              w->conf.pool_control_socket, &control_ops, w);
+        if (rc < 0) {
+            pc_log(PC_LOG_CRIT, "main", "control socket %s: %s",
+                   w->conf.pool_control_socket, pc_strerror(rc));
+            return rc;
+        }
+    }
+    (void)uv_check_start(&w->pass, on_pass);
+    (void)uv_prepare_start(&w->before, on_before_sleep);
+    (void)uv_signal_start(&w->sig_term, on_terminate, SIGTERM);
+    (void)uv_signal_start(&w->sig_int, on_terminate, SIGINT);
+    (void)uv_signal_start(&w->sig_hup, on_reload, SIGHUP);
+    (void)pc_store_start(w->store);
+    pc_log(PC_LOG_NOTICE, "main", "pchatd %s started server=%s bus=%s role=%s",
+           PACKAGE_VERSION, w->conf.server_name, pc_bus_backend(w->bus),
+           w->active ? "active" : "standby");
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -470,21 +542,31 @@ main(int argc, char **argv)
             break;
         case 'V':
             (void)printf("pchatd %s\n", PACKAGE_VERSION);
+            free(w.overrides);
+            free(level_override);
             return 0;
         case 'h':
             usage(stdout);
+            free(w.overrides);
+            free(level_override);
             return 0;
         default:
             usage(stderr);
+            free(w.overrides);
+            free(level_override);
             return 2;
         }
     }
     if (optind < argc) {
         usage(stderr);
+        free(w.overrides);
+        free(level_override);
         return 2;
     }
     if (load_conf(&w, &w.conf, err, sizeof(err)) < 0) {
         (void)fprintf(stderr, "pchatd: %s\n", err);
+        free(w.overrides);
+        free(level_override);
         return 1;
     }
     if (check_only) {
@@ -499,91 +581,46 @@ main(int argc, char **argv)
     (void)signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     if (check_schema(&w.conf) < 0) {
+        pc_conf_free(&w.conf);
+        free(w.overrides);
+        free(level_override);
         return 1;
     }
-
     rc = uv_loop_init(&w.loop);
-    if (rc == 0) {
-        rc = pc_net_new(&w.net, &w.loop);
-    }
-    struct pc_store_cfg scfg = {
-        .conninfo = w.conf.db_conninfo,
-        .connect_timeout_ms = w.conf.db_connect_timeout_ms,
-        .backoff_min_ms = w.conf.db_backoff_min_ms,
-        .backoff_max_ms = w.conf.db_backoff_max_ms,
-        .max_in_flight = 64,
-    };
-    if (rc == 0) {
-        rc = pc_store_new(&w.store, &w.loop, &scfg, store_state, &w);
-    }
-    if (rc == 0) {
-        rc = pc_chat_new(&w.chat, &w.loop, &w.conf, w.store);
-    }
-    if (rc == 0) {
-        rc = pc_bus_local_new(&w.bus, &w.loop, &pc_chat_bus_cbs, w.chat);
-    }
-    if (rc < 0) {
-        pc_log(PC_LOG_CRIT, "main", "start-up failed: %s", pc_strerror(rc));
+    if (rc != 0) {
+        pc_log(PC_LOG_CRIT, "main", "event loop: %s", pc_strerror(rc));
         return 1;
     }
-    pc_chat_set_bus(w.chat, w.bus);
-    if (w.conf.listen_tls[0] != '\0') {
-        w.tls = pc_tls_server_ctx(w.conf.tls_cert, w.conf.tls_key, err,
-                                  sizeof(err));
-        if (w.tls == NULL) {
-            pc_log(PC_LOG_CRIT, "main", "TLS: %s", err);
-            return 1;
-        }
-    }
-    w.active = !start_standby;
-    w.quorate = true;
-    if (w.active && open_listeners(&w) < 0) {
-        return 1;
-    }
-    if (w.conf.pool_control_socket[0] != '\0') {
-        rc = pc_control_start(&w.control, &w.loop, w.conf.pool_control_socket,
-                              &control_ops, &w);
-        if (rc < 0) {
-            pc_log(PC_LOG_CRIT, "main", "control socket %s: %s",
-                   w.conf.pool_control_socket, pc_strerror(rc));
-            return 1;
-        }
-    }
-
+    /* Handles first, so that every later failure can close the same set. */
     (void)uv_check_init(&w.loop, &w.pass);
-    w.pass.data = &w;
-    (void)uv_check_start(&w.pass, on_pass);
     (void)uv_prepare_init(&w.loop, &w.before);
-    w.before.data = &w;
-    (void)uv_prepare_start(&w.before, on_before_sleep);
     (void)uv_timer_init(&w.loop, &w.drain_timer);
-    w.drain_timer.data = &w;
     (void)uv_signal_init(&w.loop, &w.sig_term);
     (void)uv_signal_init(&w.loop, &w.sig_int);
     (void)uv_signal_init(&w.loop, &w.sig_hup);
+    w.pass.data = w.before.data = w.drain_timer.data = &w;
     w.sig_term.data = w.sig_int.data = w.sig_hup.data = &w;
-    (void)uv_signal_start(&w.sig_term, on_terminate, SIGTERM);
-    (void)uv_signal_start(&w.sig_int, on_terminate, SIGINT);
-    (void)uv_signal_start(&w.sig_hup, on_reload, SIGHUP);
-    (void)pc_store_start(w.store);
-    pc_log(PC_LOG_NOTICE, "main", "pchatd %s started server=%s bus=%s",
-           PACKAGE_VERSION, w.conf.server_name, pc_bus_backend(w.bus));
-
-    (void)uv_run(&w.loop, UV_RUN_DEFAULT);
-
+    w.exit_code = start_worker(&w, start_standby) < 0 ? 1 : 0;
     if (w.exit_code == 0) {
-        /* Let the close callbacks run, then check nothing was left open. */
         (void)uv_run(&w.loop, UV_RUN_DEFAULT);
-        pc_bus_free(w.bus);
-        pc_net_free(w.net);
-        if (w.tls != NULL) {
-            SSL_CTX_free(w.tls);
+        if (w.hard_exit) {
+            pc_log(PC_LOG_NOTICE, "main", "stopped (drain timeout)");
+            return w.exit_code;
         }
-        rc = uv_loop_close(&w.loop);
-        if (rc != 0) {
-            pc_log(PC_LOG_WARN, "main", "loop closed with handles open: %s",
-                   pc_strerror(rc));
-        }
+    } else {
+        close_all(&w);
+    }
+    /* Let the close callbacks run, then check nothing was left open. */
+    (void)uv_run(&w.loop, UV_RUN_DEFAULT);
+    pc_bus_free(w.bus);
+    pc_net_free(w.net);
+    if (w.tls != NULL) {
+        SSL_CTX_free(w.tls);
+    }
+    rc = uv_loop_close(&w.loop);
+    if (rc != 0) {
+        pc_log(PC_LOG_WARN, "main", "loop closed with handles open: %s",
+               pc_strerror(rc));
     }
     pc_conf_free(&w.conf);
     free(w.overrides);
