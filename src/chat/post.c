@@ -27,6 +27,7 @@ struct post_batch {
     struct pc_chat *chat;
     struct pc_post *posts; /* in the order sent */
     size_t count;
+    uint64_t sent_ms;
 };
 
 void
@@ -178,6 +179,7 @@ post_send_batch(struct pc_chat *c)
         free(b);
         return;
     }
+    b->sent_ms = pc_now_ms();
     c->batches_in_flight++;
 }
 
@@ -283,6 +285,8 @@ post_batch_done(void *arg, int status, PGresult *res)
     struct pc_post *list = b->posts;
 
     c->batches_in_flight--;
+    pc_log(PC_LOG_TRACE, "post", "batch done status=%d posts=%zu ms=%" PRIu64,
+           status, b->count, pc_now_ms() - b->sent_ms);
     free(b);
 
     if (status == PC_EUNKNOWN) {
