@@ -163,6 +163,8 @@ struct pc_chat {
     uint64_t nsessions;
     uint64_t nregistered;
     uint64_t max_registered;
+    uint64_t swept_sessions; /* session count at the last sweep */
+    bool trim_pending;       /* it changed: trim malloc once it is stable */
     uv_timer_t sweep_timer;    /* registration and ping timeouts */
     uv_timer_t throttle_timer; /* resumes throttled sessions */
     struct pc_session *throttled;

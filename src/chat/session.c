@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -709,6 +710,15 @@ sweep_tick(uv_timer_t *t)
     size_t pos = 0;
     struct pc_session *s;
 
+    /* Handshakes and bursts leave freed memory in malloc's arenas; give it
+     * back once things are quiet, so idle memory is what idle clients use. */
+    if (c->nsessions != c->swept_sessions) {
+        c->swept_sessions = c->nsessions;
+        c->trim_pending = true;
+    } else if (c->trim_pending) {
+        c->trim_pending = false;
+        (void)malloc_trim(0);
+    }
     while ((s = pc_map_next(&c->sessions, &pos, NULL)) != NULL) {
         if (s->state == SESS_CLOSING) {
             continue;
