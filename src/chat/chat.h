@@ -19,6 +19,10 @@ int pc_chat_new(struct pc_chat **out, uv_loop_t *loop,
 /* The bus is created after the chat service, since its callbacks are ours. */
 void pc_chat_set_bus(struct pc_chat *c, struct pc_bus *bus);
 extern const struct pc_bus_cbs pc_chat_bus_cbs;
+/* The callbacks for a pool back end (cpg): also membership. */
+extern const struct pc_bus_cbs pc_chat_pool_cbs;
+/* Marks the chat service as part of a pool with member id `self`. */
+void pc_chat_set_pool(struct pc_chat *c, uint64_t self);
 /* Tells the chat service of database state changes. */
 void pc_chat_store_state(void *chat, enum pc_store_state st);
 /* Listener accept callback; arg is the struct pc_chat. */

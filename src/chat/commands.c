@@ -108,6 +108,7 @@ try_register(struct pc_session *s)
     if (c->nregistered > c->max_registered) {
         c->max_registered = c->nregistered;
     }
+    pc_pool_user(c, s);
     send_welcome(s);
     cmd_lusers(s, NULL);
     cmd_motd(s, NULL);
@@ -286,6 +287,9 @@ cmd_nick(struct pc_session *s, const struct pc_irc_msg *m)
     }
     (void)snprintf(s->nick, sizeof(s->nick), "%s", nick);
     (void)snprintf(s->nick_folded, sizeof(s->nick_folded), "%s", folded);
+    if (s->state == SESS_ACTIVE) {
+        pc_pool_nick(c, s);
+    }
     try_register(s);
 }
 
@@ -530,6 +534,8 @@ part_one(struct pc_session *s, struct pc_room *r, const char *reason)
                      reason[0] ? " :" : "", reason);
     if (n > 0 && (size_t)n < sizeof(line)) {
         pc_room_send(r, line, (size_t)n, NULL);
+        line[n - 2] = '\0';
+        pc_pool_part(s->chat, s, r, line);
     }
     pc_room_remove_member(r, s);
 }
@@ -646,6 +652,8 @@ topic_saved(void *arg, int status, PGresult *res)
                          r->topic_by, r->name, r->topic);
         if (n > 0 && (size_t)n < sizeof(line)) {
             pc_room_send(r, line, (size_t)n, NULL);
+            line[n - 2] = '\0';
+            pc_pool_room(c, r, line);
         }
     }
     if (s != NULL) {
@@ -922,6 +930,7 @@ chan_mode(struct pc_session *s, struct pc_room *r, const struct pc_irc_msg *m)
                 continue;
             }
             pc_sess_set_flags(t, r, plus ? (tf | mf) : (tf & ~mf));
+            pc_pool_flags(c, t, r, plus ? (tf | mf) : (tf & ~mf));
             (void)snprintf(arg, sizeof(arg), "%s", t->nick);
         } else {
             pc_sess_num(s, PC_ERR_UNKNOWNMODE,
@@ -963,6 +972,8 @@ chan_mode(struct pc_session *s, struct pc_room *r, const struct pc_irc_msg *m)
                      args);
     if (n > 0 && (size_t)n < sizeof(line)) {
         pc_room_send(r, line, (size_t)n, NULL);
+        line[n - 2] = '\0';
+        pc_pool_room(c, r, line);
     }
 }
 
@@ -1054,6 +1065,8 @@ cmd_kick(struct pc_session *s, const struct pc_irc_msg *m)
                      reason[0] ? reason : s->nick);
     if (n > 0 && (size_t)n < sizeof(line)) {
         pc_room_send(r, line, (size_t)n, NULL);
+        line[n - 2] = '\0';
+        pc_pool_part(s->chat, t, r, line);
     }
     pc_room_remove_member(r, t);
 }
@@ -1410,7 +1423,7 @@ cmd_whois(struct pc_session *s, const struct pc_irc_msg *m)
     if (u->away != NULL) {
         pc_sess_num(s, PC_RPL_AWAY, "%s :%s", u->nick, u->away);
     }
-    if (pc_conn_is_tls(u->conn)) {
+    if (u->conn != NULL && pc_conn_is_tls(u->conn)) {
         pc_sess_num(s, PC_RPL_WHOISSECURE, "%s :is using a secure connection",
                     u->nick);
     }

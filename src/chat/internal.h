@@ -66,6 +66,9 @@ enum pc_sess_state {
 
 struct pc_session {
     uint64_t id; /* never reused: async contexts hold it, not a pointer */
+    uint64_t member;    /* pool member it is connected to; 0: this node */
+    uint64_t remote_id; /* its session id on that member */
+    bool nick_confirmed; /* our announcement of its nick came back first */
     struct pc_chat *chat;
     struct pc_conn *conn;
     enum pc_sess_state state;
@@ -120,6 +123,17 @@ struct pc_room {
     size_t ninvites;
     bool loaded; /* from the database (else being created) */
     struct pc_join_wait *waiting;
+    struct pc_pending *pending; /* pool: messages waiting for a gap, by seq */
+    uint64_t pending_since_ms;
+};
+
+/* A room message that arrived ahead of its turn (pool only). */
+struct pc_pending {
+    struct pc_pending *next;
+    int64_t seq;
+    uint64_t from;
+    size_t len;
+    unsigned char data[];
 };
 
 /* A JOIN waiting for its room to come from the database. */
@@ -173,6 +187,10 @@ struct pc_chat {
     struct pc_post **posts_tail;
     size_t nposts;
     unsigned batches_in_flight;
+    bool pooled;          /* cpg back end: other members exist */
+    uint64_t self;        /* our member id */
+    struct pc_map remote; /* "member:session" -> remote session */
+    uv_timer_t gap_timer; /* fills sequence gaps from the database */
     bool rooms_loaded;
     bool rooms_loading;
     bool store_ready;
@@ -236,10 +254,35 @@ void pc_send_names(struct pc_session *s, struct pc_room *r);
 void pc_send_topic(struct pc_session *s, struct pc_room *r, bool silent);
 
 /* post.c */
+void pc_deliver_room_wire(struct pc_chat *c, uint64_t from,
+                          const unsigned char *data, size_t len);
+/* Delivers a stored message (history row shape) to local members. */
+void pc_deliver_room_row(struct pc_chat *c, struct pc_room *r, void *res,
+                         int row);
 void pc_post_submit(struct pc_chat *c, struct pc_post *p);
 void pc_post_kick(struct pc_chat *c);
 void pc_post_free(struct pc_post *p);
-void pc_chat_deliver(void *arg, uint32_t from, const void *data, size_t len);
+void pc_chat_deliver(void *arg, uint64_t from, const void *data, size_t len);
+
+/* pool.c: state shared with the other members of a pool */
+void pc_pool_user(struct pc_chat *c, struct pc_session *s);
+void pc_pool_nick(struct pc_chat *c, struct pc_session *s);
+void pc_pool_join(struct pc_chat *c, struct pc_session *s, struct pc_room *r,
+                  unsigned flags);
+void pc_pool_part(struct pc_chat *c, struct pc_session *s, struct pc_room *r,
+                  const char *line);
+void pc_pool_quit(struct pc_chat *c, struct pc_session *s, const char *reason);
+void pc_pool_room(struct pc_chat *c, struct pc_room *r, const char *line);
+void pc_pool_flags(struct pc_chat *c, struct pc_session *s, struct pc_room *r,
+                   unsigned flags);
+/* Handles a pool event other than a room message; returns false if the
+ * type is unknown. */
+bool pc_pool_deliver(struct pc_chat *c, uint64_t from, const unsigned char *p,
+                     size_t len);
+/* Room messages that arrived out of order wait here (post.c). */
+void pc_pool_hold(struct pc_chat *c, struct pc_room *r, int64_t seq,
+                  uint64_t from, const void *data, size_t len);
+void pc_pool_gap_check(uv_timer_t *t);
 
 /* history.c */
 void pc_history_replay(struct pc_session *s, struct pc_room *r);

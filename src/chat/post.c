@@ -8,6 +8,7 @@
 #include <libpq-fe.h>
 
 #include "chat/internal.h"
+#include "chat/wire.h"
 #include "irc/numeric.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -21,7 +22,6 @@
  * members in seq order; the author's echo is that delivery. */
 
 #define POST_MAX_IN_FLIGHT 2
-#define WIRE_ROOM_MSG 1
 
 struct post_batch {
     struct pc_chat *chat;
@@ -224,30 +224,6 @@ post_requeue(struct pc_chat *c, struct pc_post *list, bool unknown)
     c->posts = list;
 }
 
-/* Wire format of a room message on the bus: little-endian integers and
- * u16-length-prefixed strings. */
-static int
-wire_u64(struct pc_buf *b, uint64_t v)
-{
-    unsigned char x[8];
-    for (int i = 0; i < 8; i++) {
-        x[i] = (unsigned char)(v >> (8 * i));
-    }
-    return pc_buf_append(b, x, 8);
-}
-
-static int
-wire_str(struct pc_buf *b, const char *s)
-{
-    size_t len = s ? strlen(s) : 0;
-    unsigned char x[2] = {(unsigned char)len, (unsigned char)(len >> 8)};
-    if (len > 0xffff) {
-        return PC_E2BIG;
-    }
-    int rc = pc_buf_append(b, x, 2);
-    return rc ? rc : pc_buf_append(b, s ? s : "", len);
-}
-
 static void
 post_publish(struct pc_chat *c, const struct pc_post *p, int64_t seq)
 {
@@ -255,19 +231,19 @@ post_publish(struct pc_chat *c, const struct pc_post *p, int64_t seq)
     int rc;
 
     pc_buf_reset(b);
-    rc = pc_buf_append(b, "\x01", 1);
-    rc = rc ? rc : wire_u64(b, (uint64_t)p->room_id);
-    rc = rc ? rc : wire_u64(b, (uint64_t)seq);
-    rc = rc ? rc : wire_u64(b, p->at_ms);
-    rc = rc ? rc : wire_u64(b, p->sess_id);
-    rc = rc ? rc : pc_buf_append(b, p->kind ? "\x01" : "\x00", 1);
-    rc = rc ? rc : wire_str(b, p->msgid);
-    rc = rc ? rc : wire_str(b, p->target);
-    rc = rc ? rc : wire_str(b, p->source);
-    rc = rc ? rc : wire_str(b, p->account);
-    rc = rc ? rc : wire_str(b, p->body);
-    rc = rc ? rc : wire_str(b, p->tags);
-    rc = rc ? rc : wire_str(b, p->label);
+    rc = pc_wire_u8(b, WIRE_ROOM_MSG);
+    rc = rc ? rc : pc_wire_u64(b, (uint64_t)p->room_id);
+    rc = rc ? rc : pc_wire_u64(b, (uint64_t)seq);
+    rc = rc ? rc : pc_wire_u64(b, p->at_ms);
+    rc = rc ? rc : pc_wire_u64(b, p->sess_id);
+    rc = rc ? rc : pc_wire_u8(b, p->kind ? 1 : 0);
+    rc = rc ? rc : pc_wire_str(b, p->msgid);
+    rc = rc ? rc : pc_wire_str(b, p->target);
+    rc = rc ? rc : pc_wire_str(b, p->source);
+    rc = rc ? rc : pc_wire_str(b, p->account);
+    rc = rc ? rc : pc_wire_str(b, p->body);
+    rc = rc ? rc : pc_wire_str(b, p->tags);
+    rc = rc ? rc : pc_wire_str(b, p->label);
     if (rc == 0) {
         rc = pc_bus_publish(c->bus, b->data, b->len);
     }
@@ -336,48 +312,6 @@ post_batch_done(void *arg, int status, PGresult *res)
 
 /* Delivery, on every node, in bus order. */
 
-struct wire_reader {
-    const unsigned char *p;
-    size_t left;
-    bool bad;
-};
-
-static uint64_t
-rd_u64(struct wire_reader *r)
-{
-    uint64_t v = 0;
-    if (r->left < 8) {
-        r->bad = true;
-        return 0;
-    }
-    for (int i = 0; i < 8; i++) {
-        v |= (uint64_t)r->p[i] << (8 * i);
-    }
-    r->p += 8;
-    r->left -= 8;
-    return v;
-}
-
-static struct pc_irc_str
-rd_str(struct wire_reader *r)
-{
-    struct pc_irc_str s = {"", 0};
-    if (r->left < 2) {
-        r->bad = true;
-        return s;
-    }
-    size_t len = (size_t)r->p[0] | ((size_t)r->p[1] << 8);
-    if (r->left - 2 < len) {
-        r->bad = true;
-        return s;
-    }
-    s.p = (const char *)r->p + 2;
-    s.len = len;
-    r->p += 2 + len;
-    r->left -= 2 + len;
-    return s;
-}
-
 struct room_msg {
     int64_t room_id;
     int64_t seq;
@@ -428,7 +362,7 @@ room_msg_line(const struct room_msg *m, const struct pc_session *s,
 }
 
 static void
-deliver_room_msg(struct pc_chat *c, uint32_t from, const struct room_msg *m)
+deliver_room_msg(struct pc_chat *c, uint64_t from, const struct room_msg *m)
 {
     char key[24];
     struct pc_room *r;
@@ -446,10 +380,6 @@ deliver_room_msg(struct pc_chat *c, uint32_t from, const struct room_msg *m)
     }
     if (m->seq <= r->last_seq) {
         return; /* already delivered */
-    }
-    if (m->seq != r->last_seq + 1 && r->last_seq != 0) {
-        pc_log(PC_LOG_DEBUG, "post", "seq gap room=%s last=%" PRId64
-               " got=%" PRId64, r->name, r->last_seq, m->seq);
     }
     r->last_seq = m->seq;
     if (from == pc_bus_node_id(c->bus)) {
@@ -491,41 +421,92 @@ deliver_room_msg(struct pc_chat *c, uint32_t from, const struct room_msg *m)
 }
 
 void
-pc_chat_deliver(void *arg, uint32_t from, const void *data, size_t len)
+pc_deliver_room_row(struct pc_chat *c, struct pc_room *r, void *pgres, int row)
 {
-    struct pc_chat *c = arg;
-    struct wire_reader r = {data, len, false};
+    PGresult *res = pgres;
+    struct room_msg m;
+    struct pc_irc_str empty = {"", 0};
+
+    m.room_id = r->id;
+    m.seq = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+    m.at_ms = strtoull(PQgetvalue(res, row, 2), NULL, 10);
+    m.sess_id = 0;
+    m.kind = atoi(PQgetvalue(res, row, 3)) ? 1 : 0;
+    m.msgid.p = PQgetvalue(res, row, 1);
+    m.msgid.len = strlen(m.msgid.p);
+    m.target.p = r->name;
+    m.target.len = strlen(r->name);
+    m.source.p = PQgetvalue(res, row, 4);
+    m.source.len = strlen(m.source.p);
+    m.account = empty;
+    m.body.p = PQgetvalue(res, row, 6);
+    m.body.len = strlen(m.body.p);
+    m.tags.p = PQgetvalue(res, row, 7);
+    m.tags.len = strlen(m.tags.p);
+    m.label = empty;
+    deliver_room_msg(c, 0, &m);
+}
+
+/* Decodes a room message and delivers it, or holds it if an earlier seq
+ * of its room has not arrived yet (possible only in a pool, where two
+ * members commit to one room). */
+void
+pc_deliver_room_wire(struct pc_chat *c, uint64_t from,
+                     const unsigned char *data, size_t len)
+{
+    struct pc_wire_reader r = {data + 1, len - 1, false};
     struct room_msg m;
 
-    if (len < 1 || r.p[0] != WIRE_ROOM_MSG) {
-        pc_log(PC_LOG_WARN, "pool", "ignored pool message of unknown type "
-               "from=%u len=%zu", (unsigned)from, len);
+    m.room_id = (int64_t)pc_wire_rd_u64(&r);
+    m.seq = (int64_t)pc_wire_rd_u64(&r);
+    m.at_ms = pc_wire_rd_u64(&r);
+    m.sess_id = pc_wire_rd_u64(&r);
+    m.kind = pc_wire_rd_u8(&r) ? 1 : 0;
+    m.msgid = pc_wire_rd_str(&r);
+    m.target = pc_wire_rd_str(&r);
+    m.source = pc_wire_rd_str(&r);
+    m.account = pc_wire_rd_str(&r);
+    m.body = pc_wire_rd_str(&r);
+    m.tags = pc_wire_rd_str(&r);
+    m.label = pc_wire_rd_str(&r);
+    if (r.bad || r.left != 0) {
+        pc_log(PC_LOG_WARN, "pool", "ignored malformed room message "
+               "from=%" PRIx64 " len=%zu", from, len);
         return;
     }
-    r.p++;
-    r.left--;
-    m.room_id = (int64_t)rd_u64(&r);
-    m.seq = (int64_t)rd_u64(&r);
-    m.at_ms = rd_u64(&r);
-    m.sess_id = rd_u64(&r);
-    if (r.left < 1) {
-        r.bad = true;
-    } else {
-        m.kind = r.p[0] ? 1 : 0;
-        r.p++;
-        r.left--;
-    }
-    m.msgid = rd_str(&r);
-    m.target = rd_str(&r);
-    m.source = rd_str(&r);
-    m.account = rd_str(&r);
-    m.body = rd_str(&r);
-    m.tags = rd_str(&r);
-    m.label = rd_str(&r);
-    if (r.bad || r.left != 0) {
-        pc_log(PC_LOG_WARN, "pool", "ignored malformed room message from=%u "
-               "len=%zu", (unsigned)from, len);
+    char key[24];
+    (void)snprintf(key, sizeof(key), "%" PRId64, m.room_id);
+    struct pc_room *room = pc_map_get(&c->rooms_by_id, key);
+    if (room != NULL && c->pooled && room->last_seq != 0
+        && m.seq > room->last_seq + 1) {
+        pc_pool_hold(c, room, m.seq, from, data, len);
         return;
     }
     deliver_room_msg(c, from, &m);
+    /* Whatever waited for this one may follow now. */
+    while (room != NULL && room->pending != NULL
+           && room->pending->seq <= room->last_seq + 1) {
+        struct pc_pending *p = room->pending;
+        room->pending = p->next;
+        if (p->seq == room->last_seq + 1) {
+            pc_deliver_room_wire(c, p->from, p->data, p->len);
+        }
+        free(p);
+    }
+}
+
+void
+pc_chat_deliver(void *arg, uint64_t from, const void *data, size_t len)
+{
+    struct pc_chat *c = arg;
+    const unsigned char *p = data;
+
+    if (len >= 1 && p[0] == WIRE_ROOM_MSG) {
+        pc_deliver_room_wire(c, from, p, len);
+        return;
+    }
+    if (len < 1 || !pc_pool_deliver(c, from, p, len)) {
+        pc_log(PC_LOG_WARN, "pool", "ignored pool message of unknown type "
+               "from=%" PRIx64 " len=%zu", from, len);
+    }
 }

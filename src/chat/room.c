@@ -145,6 +145,11 @@ pc_room_from_row(struct pc_chat *c, void *pgresult, int row)
 void
 pc_room_free(struct pc_room *r)
 {
+    while (r->pending != NULL) {
+        struct pc_pending *p = r->pending;
+        r->pending = p->next;
+        free(p);
+    }
     while (r->waiting != NULL) {
         struct pc_join_wait *w = r->waiting;
         r->waiting = w->next;
@@ -423,6 +428,7 @@ pc_join_room(struct pc_session *s, struct pc_room *r, const char *key)
         return;
     }
     pc_room_uninvite(r, s->nick_folded);
+    pc_pool_join(s->chat, s, r, flags);
 
     char mask[160];
     char line[PC_IRC_BODY_MAX + 64];

@@ -431,6 +431,7 @@ sess_depart(struct pc_session *s, const char *reason)
     struct pc_chat *c = s->chat;
 
     if (s->state == SESS_ACTIVE) {
+        pc_pool_quit(c, s, reason);
         char line[PC_IRC_BODY_MAX + 64];
         char mask[160];
         int n = snprintf(line, sizeof(line), ":%s QUIT :%s\r\n",
@@ -758,14 +759,17 @@ pc_chat_new(struct pc_chat **out, uv_loop_t *loop,
     pc_map_init(&c->nicks);
     pc_map_init(&c->rooms);
     pc_map_init(&c->rooms_by_id);
+    pc_map_init(&c->remote);
     c->posts_tail = &c->posts;
     c->started_wall_ms = pc_wall_ms();
     pc_buf_init(&c->scratch, 16 * 1024 * 1024);
     (void)uv_timer_init(loop, &c->sweep_timer);
     (void)uv_timer_init(loop, &c->throttle_timer);
+    (void)uv_timer_init(loop, &c->gap_timer);
     c->sweep_timer.data = c;
     c->throttle_timer.data = c;
-    c->timers_open = 2;
+    c->gap_timer.data = c;
+    c->timers_open = 3;
     (void)uv_timer_start(&c->sweep_timer, sweep_tick, 1000, 1000);
     (void)uv_timer_start(&c->throttle_timer, throttle_tick, 100, 100);
     *out = c;
@@ -776,6 +780,14 @@ void
 pc_chat_set_bus(struct pc_chat *c, struct pc_bus *bus)
 {
     c->bus = bus;
+}
+
+void
+pc_chat_set_pool(struct pc_chat *c, uint64_t self)
+{
+    c->pooled = true;
+    c->self = self;
+    (void)uv_timer_start(&c->gap_timer, pc_pool_gap_check, 100, 100);
 }
 
 const struct pc_bus_cbs pc_chat_bus_cbs = {
@@ -853,10 +865,20 @@ pc_chat_free(struct pc_chat *c)
         c->posts = p->next;
         pc_post_free(p);
     }
+    pos = 0;
+    struct pc_session *rs;
+    while ((rs = pc_map_next(&c->remote, &pos, NULL)) != NULL) {
+        free(rs->rooms);
+        free(rs->realname);
+        free(rs->away);
+        free(rs);
+    }
+    pc_map_free(&c->remote);
     pc_map_free(&c->rooms);
     pc_map_free(&c->rooms_by_id);
     pc_map_free(&c->sessions);
     pc_map_free(&c->nicks);
     uv_close((uv_handle_t *)&c->sweep_timer, timer_closed);
     uv_close((uv_handle_t *)&c->throttle_timer, timer_closed);
+    uv_close((uv_handle_t *)&c->gap_timer, timer_closed);
 }

@@ -25,6 +25,8 @@
 
 #define MAX_LISTENERS (2 * PC_CONF_MAX_LISTEN)
 #define DRAIN_TIMEOUT_MS 10000
+/* Pool protocol version: members speaking another are ignored. */
+#define PC_POOL_PROTOCOL 1
 
 struct pc_worker {
     uv_loop_t loop;
@@ -46,6 +48,7 @@ struct pc_worker {
     struct pc_control *control;
     bool active;  /* role: listeners open (active) or closed (standby) */
     bool quorate; /* the pool has quorum: a node without it serves no one */
+    struct pc_bus_cbs bus_cbs; /* the chat service's, plus quorum */
     bool draining;
     bool hard_exit; /* the drain timed out: exit without cleaning up */
     int exit_code;
@@ -272,7 +275,7 @@ control_status(void *arg, struct pc_buf *out)
                         w->active ? "active" : "standby",
                         w->nlisteners > 0 ? "yes" : "no",
                         w->quorate ? "yes" : "no", pc_bus_backend(w->bus),
-                        (unsigned)pc_bus_node_id(w->bus),
+                        (unsigned)PC_BUS_NODE(pc_bus_node_id(w->bus)),
                         pc_store_state_name(pc_store_state(w->store)),
                         pc_chat_sessions(w->chat),
                         w->draining ? "yes" : "no");
@@ -420,6 +423,32 @@ on_reload(uv_signal_t *h, int signum)
            "log.level=%s", signum, w->conf.log_level);
 }
 
+/* The pool's callbacks go to the chat service; quorum is ours: a node
+ * without quorum serves no one, at once. */
+static void
+pool_deliver(void *arg, uint64_t from, const void *data, size_t len)
+{
+    struct pc_worker *w = arg;
+    pc_chat_pool_cbs.deliver(w->chat, from, data, len);
+}
+
+static void
+pool_membership(void *arg, const uint64_t *m, size_t nm, const uint64_t *l,
+                size_t nl, const uint64_t *j, size_t nj)
+{
+    struct pc_worker *w = arg;
+    pc_chat_pool_cbs.membership(w->chat, m, nm, l, nl, j, nj);
+}
+
+static void
+on_quorum(void *arg, int quorate)
+{
+    struct pc_worker *w = arg;
+    w->quorate = quorate != 0;
+    apply_serving(w, "This node lost the pool's quorum; reconnect to "
+                     "another node");
+}
+
 /* Creates the services and opens the listeners; on failure the caller
  * closes whatever was made (close_all copes with missing pieces). */
 static int
@@ -441,7 +470,26 @@ start_worker(struct pc_worker *w, bool standby)
     if (rc == 0) {
         rc = pc_chat_new(&w->chat, &w->loop, &w->conf, w->store);
     }
-    if (rc == 0) {
+    if (rc == 0 && strcmp(w->conf.pool_backend, "cpg") == 0) {
+#ifdef HAVE_COROSYNC
+        char group[128];
+        (void)snprintf(group, sizeof(group), "pchat:%s", w->conf.network);
+        w->bus_cbs.deliver = pool_deliver;
+        w->bus_cbs.membership = pool_membership;
+        w->bus_cbs.quorum = on_quorum;
+        w->quorate = false; /* until Corosync says otherwise */
+        rc = pc_bus_cpg_new(&w->bus, &w->loop, group, PC_POOL_PROTOCOL,
+                            &w->bus_cbs, w);
+        if (rc == 0) {
+            pc_chat_set_pool(w->chat, pc_bus_node_id(w->bus));
+        }
+#else
+        pc_log(PC_LOG_CRIT, "main", "pool.backend = cpg, but this pchatd was "
+               "built without Corosync");
+        rc = PC_ECONFIG;
+#endif
+    } else if (rc == 0) {
+        w->quorate = true;
         rc = pc_bus_local_new(&w->bus, &w->loop, &pc_chat_bus_cbs, w->chat);
     }
     if (rc < 0) {
@@ -458,8 +506,7 @@ start_worker(struct pc_worker *w, bool standby)
         }
     }
     w->active = !standby;
-    w->quorate = true;
-    if (w->active && open_listeners(w) < 0) {
+    if (w->active && w->quorate && open_listeners(w) < 0) {
         return PC_ECONFIG;
     }
     if (w->conf.pool_control_socket[0] != '\0') {

@@ -16,7 +16,7 @@ pc_bus_dispatch(struct pc_bus *b)
     b->ops->dispatch(b);
 }
 
-uint32_t
+uint64_t
 pc_bus_node_id(const struct pc_bus *b)
 {
     return b->node_id;

@@ -13,12 +13,14 @@
 struct pc_bus;
 
 struct pc_bus_cbs {
-    /* A payload, in total order; `from` is the publishing node. */
-    void (*deliver)(void *arg, uint32_t from, const void *data, size_t len);
-    /* Membership changed: `members` are the nodes now in the pool, `left`
-     * the ones that just left (their clients are gone). */
-    void (*membership)(void *arg, const uint32_t *members, size_t nmembers,
-                       const uint32_t *left, size_t nleft);
+    /* A payload, in total order; `from` is the publishing member. */
+    void (*deliver)(void *arg, uint64_t from, const void *data, size_t len);
+    /* Membership changed: `members` are the pool members now, `left` the
+     * ones that just left (their clients are gone), `joined` the new ones
+     * (they need to hear who is online). */
+    void (*membership)(void *arg, const uint64_t *members, size_t nmembers,
+                       const uint64_t *left, size_t nleft,
+                       const uint64_t *joined, size_t njoined);
     /* Quorum gained (1) or lost (0). */
     void (*quorum)(void *arg, int quorate);
 };
@@ -40,8 +42,11 @@ int pc_bus_publish(struct pc_bus *b, const void *data, size_t len);
 /* Delivers what has arrived; the worker calls it once per loop pass,
  * before flushing client output. */
 void pc_bus_dispatch(struct pc_bus *b);
-/* This node's id in the pool. */
-uint32_t pc_bus_node_id(const struct pc_bus *b);
+/* This process's member id in the pool: Corosync node id << 32 | pid for
+ * cpg (a restarted pchatd is a new member), 1 for local. */
+uint64_t pc_bus_node_id(const struct pc_bus *b);
+/* The Corosync node id part of a member id. */
+#define PC_BUS_NODE(member) ((uint32_t)((member) >> 32))
 const char *pc_bus_backend(const struct pc_bus *b);
 void pc_bus_free(struct pc_bus *b);
 

@@ -134,8 +134,8 @@ on_deliver(cpg_handle_t h, const struct cpg_name *group, uint32_t nodeid,
         }
         return;
     }
-    b->base.cbs.deliver(b->base.arg, nodeid, p + CPG_HDR_LEN,
-                        len - CPG_HDR_LEN);
+    b->base.cbs.deliver(b->base.arg, (uint64_t)nodeid << 32 | pid,
+                        p + CPG_HDR_LEN, len - CPG_HDR_LEN);
 }
 
 static void
@@ -145,27 +145,30 @@ on_confchg(cpg_handle_t h, const struct cpg_name *group,
            const struct cpg_address *joined, size_t njoined)
 {
     struct bus_cpg *b = from_cpg(h);
-    uint32_t m[CPG_MEMBERS_MAX];
-    uint32_t l[CPG_MEMBERS_MAX];
-    size_t nm = 0, nl = 0;
+    uint64_t m[CPG_MEMBERS_MAX];
+    uint64_t l[CPG_MEMBERS_MAX];
+    uint64_t j[CPG_MEMBERS_MAX];
+    size_t nm = 0, nl = 0, nj = 0;
 
     if (b == NULL) {
         return;
     }
     for (size_t i = 0; i < nmembers && nm < CPG_MEMBERS_MAX; i++) {
-        m[nm++] = members[i].nodeid;
+        m[nm++] = (uint64_t)members[i].nodeid << 32 | members[i].pid;
     }
     for (size_t i = 0; i < nleft && nl < CPG_MEMBERS_MAX; i++) {
-        l[nl++] = left[i].nodeid;
-        pc_log(PC_LOG_NOTICE, "pool", "node %u left (reason %u)",
-               (unsigned)left[i].nodeid, (unsigned)left[i].reason);
+        l[nl++] = (uint64_t)left[i].nodeid << 32 | left[i].pid;
+        pc_log(PC_LOG_NOTICE, "pool", "member %u/%u left (reason %u)",
+               (unsigned)left[i].nodeid, (unsigned)left[i].pid,
+               (unsigned)left[i].reason);
     }
-    for (size_t i = 0; i < njoined; i++) {
-        pc_log(PC_LOG_NOTICE, "pool", "node %u joined",
-               (unsigned)joined[i].nodeid);
+    for (size_t i = 0; i < njoined && nj < CPG_MEMBERS_MAX; i++) {
+        j[nj++] = (uint64_t)joined[i].nodeid << 32 | joined[i].pid;
+        pc_log(PC_LOG_NOTICE, "pool", "member %u/%u joined",
+               (unsigned)joined[i].nodeid, (unsigned)joined[i].pid);
     }
     if (b->base.cbs.membership != NULL) {
-        b->base.cbs.membership(b->base.arg, m, nm, l, nl);
+        b->base.cbs.membership(b->base.arg, m, nm, l, nl, j, nj);
     }
 }
 
@@ -264,7 +267,7 @@ cpg_connect(struct bus_cpg *b)
     }
     b->cpg_up = true;
     if (cpg_local_get(b->cpg, &nodeid) == CS_OK) {
-        b->base.node_id = nodeid;
+        b->base.node_id = (uint64_t)nodeid << 32 | (uint32_t)getpid();
     }
     memset(&name, 0, sizeof(name));
     name.length = (uint32_t)strlen(b->group);
@@ -305,7 +308,7 @@ cpg_connect(struct bus_cpg *b)
     b->quorum_poll.data = b;
     (void)uv_poll_start(&b->quorum_poll, UV_READABLE, on_quorum_readable);
     pc_log(PC_LOG_NOTICE, "pool", "joined process group %s node=%u "
-           "quorum_provider=%s", b->group, (unsigned)b->base.node_id,
+           "quorum_provider=%s", b->group, (unsigned)PC_BUS_NODE(b->base.node_id),
            qtype == QUORUM_SET ? "votequorum" : "none");
     if (qtype != QUORUM_SET) {
         /* Without a quorum provider Corosync is always quorate. */

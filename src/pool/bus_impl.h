@@ -16,7 +16,7 @@ struct pc_bus {
     struct pc_bus_cbs cbs;
     void *arg;
     uv_loop_t *loop;
-    uint32_t node_id;
+    uint64_t node_id;
 };
 
 #endif
