@@ -441,6 +441,8 @@ pc_pool_deliver(struct pc_chat *c, uint64_t from, const unsigned char *p,
     }
     uint64_t member = pc_wire_rd_u64(&r);
     uint64_t id = pc_wire_rd_u64(&r);
+    pc_log(PC_LOG_TRACE, "pool", "event type=%u from=%" PRIx64 " mine=%d "
+           "member=%" PRIx64 " id=%" PRIu64, type, from, mine, member, id);
 
     switch (type) {
     case WIRE_USER:

@@ -341,6 +341,9 @@ close_all(struct pc_worker *w)
     if (w->chat != NULL) {
         pc_chat_free(w->chat);
     }
+    /* The cpg back end closes its handles: the loop can then end. */
+    pc_bus_free(w->bus);
+    w->bus = NULL;
 }
 
 static void
@@ -659,7 +662,6 @@ main(int argc, char **argv)
     }
     /* Let the close callbacks run, then check nothing was left open. */
     (void)uv_run(&w.loop, UV_RUN_DEFAULT);
-    pc_bus_free(w.bus);
     pc_net_free(w.net);
     if (w.tls != NULL) {
         SSL_CTX_free(w.tls);

@@ -101,7 +101,7 @@ report_quorum(struct bus_cpg *b, int quorate)
     b->quorate = quorate;
     pc_log(quorate ? PC_LOG_NOTICE : PC_LOG_CRIT, "pool",
            "quorum %s node=%u", quorate ? "gained" : "lost",
-           (unsigned)b->base.node_id);
+           (unsigned)PC_BUS_NODE(b->base.node_id));
     if (b->base.cbs.quorum != NULL) {
         b->base.cbs.quorum(b->base.arg, quorate);
     }

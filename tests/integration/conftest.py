@@ -186,8 +186,14 @@ def server_factory(workdir, postgres, tls_cert):
         return s
 
     yield make
+    # Stop every server even if one of them fails its check.
+    errors = []
     for s in servers:
-        s.stop()
+        try:
+            s.stop()
+        except AssertionError as e:
+            errors.append(str(e))
+    assert not errors, "\n".join(errors)
 
 
 @pytest.fixture

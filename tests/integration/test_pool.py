@@ -1,0 +1,179 @@
+"""Two pchatd nodes in one pool over a real Corosync (a single-node ring on
+loopback; the pool members are the two processes): cross-node chat in one
+order, nick uniqueness, remote users, and a killed node's users leaving."""
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import PCHATCTL
+from ircclient import ALL_CAPS
+
+COROSYNC_CONF = """totem {
+    version: 2
+    cluster_name: pchat-it
+    transport: knet
+    crypto_cipher: none
+    crypto_hash: none
+    token: 1000
+}
+nodelist {
+    node {
+        ring0_addr: 127.0.0.1
+        name: node1
+        nodeid: 1
+    }
+}
+quorum {
+    provider: corosync_votequorum
+}
+logging {
+    to_stderr: yes
+    to_syslog: no
+    timestamp: hires
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def corosync(workdir):
+    if shutil.which("corosync") is None:
+        pytest.fail("corosync is not installed (tools/install-deps installs it)")
+    if os.geteuid() != 0:
+        pytest.skip("Corosync needs root")
+    d = os.path.join(workdir, "corosync")
+    os.makedirs(d, exist_ok=True)
+    conf = os.path.join(d, "corosync.conf")
+    with open(conf, "w") as f:
+        f.write(COROSYNC_CONF)
+    log = open(os.path.join(d, "corosync.log"), "ab")
+    proc = subprocess.Popen(["corosync", "-f", "-c", conf], stdout=log, stderr=log)
+    deadline = time.monotonic() + 20
+    while True:
+        out = subprocess.run(["corosync-quorumtool", "-s"], capture_output=True, text=True)
+        if "Quorate:          Yes" in out.stdout:
+            break
+        assert proc.poll() is None, "corosync exited at start"
+        assert time.monotonic() < deadline, "corosync did not become quorate"
+        time.sleep(0.2)
+    yield proc
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+@pytest.fixture
+def pool(server_factory, corosync):
+    a = server_factory(pool__backend="cpg")
+    # The second node shares the first one's database.
+    b = server_factory(pool__backend="cpg", database__conninfo=a.conninfo)
+    time.sleep(0.5)
+    return a, b
+
+
+def wait_for(pred, timeout=10, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(0.05)
+
+
+def test_pool_status(pool):
+    a, _ = pool
+    st = subprocess.run([PCHATCTL, "--socket", a.socket, "status"],
+                        capture_output=True, text=True, timeout=10)
+    status = dict(l.split("=", 1) for l in st.stdout.split())
+    assert status["bus"] == "cpg" and status["quorate"] == "yes"
+    assert status["serving"] == "yes"
+
+
+def test_cross_node_chat_in_one_order(pool):
+    a, b = pool
+    alice = a.client("alice", ALL_CAPS)
+    bob = b.client("bob", ALL_CAPS)
+    alice.join("#pool")
+    bob.join("#pool")
+    alice.expect(lambda m: m.command == "JOIN" and m.nick == "bob", timeout=5)
+    # NAMES on either node lists both.
+    bob.send("NAMES #pool")
+    names = bob.expect("353").params[-1].split()
+    assert {n.lstrip("@+") for n in names} == {"alice", "bob"}
+
+    for i in range(50):
+        alice.send("PRIVMSG #pool :a%d" % i)
+        bob.send("PRIVMSG #pool :b%d" % i)
+    seen = {}
+    for who, c in (("alice", alice), ("bob", bob)):
+        got = []
+        while len(got) < 100:
+            m = c.expect("PRIVMSG", timeout=10)
+            got.append((m.tags["msgid"], m.params[1]))
+        seen[who] = got
+    assert seen["alice"] == seen["bob"], "the two nodes delivered in different orders"
+    assert len({mid for mid, _ in seen["alice"]}) == 100
+    # Live order is history order.
+    alice.send("CHATHISTORY LATEST #pool * 100")
+    start = alice.expect(lambda m: m.command == "BATCH" and m.params[0].startswith("+"))
+    ref = start.params[0][1:]
+    hist = [m for m in alice.collect_until(lambda m: m.command == "BATCH" and m.params[0] == "-" + ref)
+            if m.command == "PRIVMSG"]
+    assert [(m.tags["msgid"], m.params[1]) for m in hist] == seen["alice"]
+
+
+def test_nicknames_are_unique_across_nodes(pool):
+    a, b = pool
+    carol = a.client("carol")  # keep the connection open
+    time.sleep(0.3)
+    c2 = b.client(None, register=False)
+    c2.send("NICK carol")
+    c2.send("USER c 0 * :c")
+    assert c2.expect("433").params[1] == "carol"
+    c2.send("NICK CAROL")
+    assert c2.expect("433")
+    c2.send("NICK carol2")
+    c2.expect("001")
+    c2.send("WHOIS carol")
+    assert c2.expect("311").params[1] == "carol"
+    carol.ping_roundtrip()
+
+
+def test_topic_and_modes_reach_the_other_node(pool):
+    a, b = pool
+    op = a.client("op")
+    other = b.client("other")
+    op.join("#set")
+    other.join("#set")
+    op.send("TOPIC #set :pool topic")
+    assert other.expect("TOPIC").params == ["#set", "pool topic"]
+    op.send("MODE #set +m")
+    assert other.expect("MODE").params[1] == "+m"
+    other.send("PRIVMSG #set :may I?")
+    assert other.expect("404")
+
+
+def test_killed_node_users_quit_at_once(pool):
+    a, b = pool
+    doomed = a.client("doomed")
+    stays = b.client("stays")
+    doomed.join("#k")
+    stays.send("JOIN #k")
+    names = stays.expect("353").params[-1].split()
+    assert "doomed" in {n.lstrip("@+") for n in names}
+    t0 = time.monotonic()
+    a.proc.kill()
+    a.proc.wait()
+    a.proc = None
+    a.logf.close()
+    q = stays.expect("QUIT", timeout=10)
+    assert q.nick == "doomed"
+    elapsed = time.monotonic() - t0
+    assert elapsed < 5, elapsed
+    # The nick is free again on the surviving node.
+    b.client("doomed").ping_roundtrip()
