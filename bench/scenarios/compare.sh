@@ -45,6 +45,13 @@ trap cleanup EXIT
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r)" >&2
 conninfo=$("$top/tools/pg-private" start "$work/pg" 55432 | tail -n 1)
 "$pchatctl" --db "$conninfo" db migrate >/dev/null
+# A fresh cluster creates and zero-fills WAL segments as it goes, which
+# slows commits for a while: write some WAL first, as a running server has.
+psql -q -h "$work/pg" -p 55432 -U pchat -d pchat -c "CREATE TABLE warm (id bigserial, body text)"
+echo "INSERT INTO warm (body) VALUES (repeat('x', 200));" > "$work/warm.sql"
+/usr/lib/postgresql/15/bin/pgbench -n -h "$work/pg" -p 55432 -U pchat -c 8 -j 2 -T 8 \
+    -f "$work/warm.sql" pchat >/dev/null 2>&1 || echo "(warm-up pgbench failed)" >&2
+psql -q -h "$work/pg" -p 55432 -U pchat -d pchat -c "DROP TABLE warm; CHECKPOINT"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
     -subj /CN=localhost -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 
@@ -68,6 +75,16 @@ start_pchatd() {
 start_inspircd() {
     "$top/bench/run-inspircd.sh" stop "$work/inspircd" >/dev/null 2>&1 || echo "(no inspircd yet)" >/dev/null
     inspircd_pid=$("$top/bench/run-inspircd.sh" start "$work/inspircd" $P_INSP)
+}
+
+# Starts both servers unless they are running.
+ensure_servers() {
+    if [ -z "${pchatd_pid:-}" ] || ! kill -0 "$pchatd_pid" 2>/dev/null; then
+        start_pchatd
+    fi
+    if [ -z "${inspircd_pid:-}" ] || ! kill -0 "$inspircd_pid" 2>/dev/null; then
+        start_inspircd
+    fi
 }
 
 # run NAME SERVER PORT PID ARGS...: one pchat-bench run, JSON kept.
@@ -112,6 +129,8 @@ for s in $only; do
         ;;
     tls)
         start_pchatd
+        inspircd_pid=""
+        "$top/bench/run-inspircd.sh" stop "$work/inspircd" >/dev/null 2>&1 || echo "(no inspircd)" >/dev/null
         run tls pchatd $P_TLS "$pchatd_pid" --tls --clients $IDLE_N --procs $IDLE_PROCS --src-addrs 8 --idle --duration 3 --warmup 1
         metric tls server_bytes_per_conn "TLS: server bytes per idle connection"
         metric tls registrations_per_sec "TLS: handshakes + registrations per second"
@@ -123,6 +142,7 @@ for s in $only; do
         metric storm registrations_per_sec "reconnect storm: registrations per second"
         ;;
     chat)
+        ensure_servers
         run chat pchatd $P_PLAIN "$pchatd_pid" --clients $CHAT_N --rooms $CHAT_ROOMS --senders $CHAT_ROOMS --rate $CHAT_RATE --duration $DUR --warmup 2
         run chat inspircd $P_INSP "$inspircd_pid" --clients $CHAT_N --rooms $CHAT_ROOMS --senders $CHAT_ROOMS --rate $CHAT_RATE --duration $DUR --warmup 2
         metric chat acks_per_sec "chat load: acknowledged posts/s"
@@ -132,12 +152,14 @@ for s in $only; do
         metric chat server_cpu_secs "chat load: server CPU seconds"
         ;;
     bigroom)
+        ensure_servers
         run bigroom pchatd $P_PLAIN "$pchatd_pid" --clients $BIG_N --room-size one --rooms 1 --senders 20 --rate 0 --window 5 --duration $DUR --warmup 2
         run bigroom inspircd $P_INSP "$inspircd_pid" --clients $BIG_N --room-size one --rooms 1 --senders 20 --rate 0 --window 5 --duration $DUR --warmup 2
         metric bigroom deliveries_per_sec "one big room: deliveries/s"
         metric bigroom latency_us.p99 "one big room: latency p99 (us)"
         ;;
     durable)
+        ensure_servers
         run durable pchatd $P_PLAIN "$pchatd_pid" --clients 400 --rooms 200 --senders 200 --rate 0 --window 20 --duration $DUR --warmup 2
         run durable inspircd $P_INSP "$inspircd_pid" --clients 400 --rooms 200 --senders 200 --rate 0 --window 20 --duration $DUR --warmup 2
         metric durable acks_per_sec "durable ceiling: acknowledged posts/s (InspIRCd stores nothing)"
