@@ -42,6 +42,14 @@ report_line(const char *line)
     (void)printf("%s\n", line);
 }
 
+/* Server notices ("already exists, skipping") are not for the operator. */
+static void
+quiet_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 static int
 cmd_db(const char *conninfo, const char *sub)
 {
@@ -55,6 +63,7 @@ cmd_db(const char *conninfo, const char *sub)
         PQfinish(db);
         return 1;
     }
+    PQsetNoticeProcessor(db, quiet_notice, NULL);
     if (strcmp(sub, "migrate") == 0) {
         rc = pc_migrate_apply(db, report_line, err, sizeof(err));
         if (rc == 0) {
