@@ -1,0 +1,124 @@
+"""IRC clients for the lab tests, run inside the lab's client namespace
+(tests/lab/exec client python3 tests/lab/lab_client.py SCENARIO ...).
+Prints one JSON object with what it saw."""
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from ircclient import ALL_CAPS, Client  # noqa: E402
+
+
+def connect(ip, nick, caps=ALL_CAPS, timeout=5):
+    c = Client(6667, host=ip, timeout=timeout)
+    c.register(nick, caps)
+    return c
+
+
+def history(c, room, limit=500):
+    c.send("CHATHISTORY LATEST %s * %d" % (room, limit))
+    start = c.expect(lambda m: m.command == "BATCH" and m.params[0].startswith("+"))
+    ref = start.params[0][1:]
+    lines = c.collect_until(lambda m: m.command == "BATCH" and m.params[0] == "-" + ref)
+    return [(m.tags["msgid"], m.params[1]) for m in lines if m.command == "PRIVMSG"]
+
+
+def scenario_chat(vip1, vip2, n):
+    a = connect(vip1, "alice")
+    b = connect(vip2, "bob")
+    a.join("#lab")
+    b.join("#lab")
+    a.expect(lambda m: m.command == "JOIN" and m.nick == "bob", timeout=10)
+    # A nick used on one node is refused on the other.
+    c = Client(6667, host=vip2)
+    c.send("NICK alice")
+    c.send("USER x 0 * :x")
+    collision = c.expect(lambda m: m.command in ("433", "001")).command
+    for i in range(n):
+        a.send("PRIVMSG #lab :a%d" % i)
+        b.send("PRIVMSG #lab :b%d" % i)
+    seen = {}
+    for name, cl in (("alice", a), ("bob", b)):
+        got = []
+        while len(got) < 2 * n:
+            m = cl.expect("PRIVMSG", timeout=10)
+            got.append((m.tags["msgid"], m.params[1]))
+        seen[name] = got
+    return {"same_order": seen["alice"] == seen["bob"], "count": len(seen["alice"]),
+            "history_matches": history(a, "#lab") == seen["alice"], "collision": collision}
+
+
+def scenario_failover(victim_vip, other_vip, killfile, n):
+    """Posts through victim_vip, waits for the kill (killfile appears),
+    then measures how soon the same nick posts again through the other
+    active node and through the victim's address (after it moves)."""
+    c = connect(victim_vip, "carol")
+    watcher = connect(other_vip, "watcher")
+    c.join("#fo")
+    watcher.join("#fo")
+    acked = []
+    for i in range(n):
+        c.send("PRIVMSG #fo :before %d" % i)
+        m = c.expect("PRIVMSG", timeout=10)
+        acked.append((m.tags["msgid"], m.params[1]))
+    with open(killfile + ".ready", "w") as f:
+        f.write("ready\n")
+    deadline = time.monotonic() + 60
+    while not os.path.exists(killfile):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    t_kill = float(open(killfile).read())
+    result = {}
+    # The watcher on the surviving node sees carol quit.
+    q = watcher.expect(lambda m: m.command == "QUIT" and m.nick == "carol", timeout=30)
+    result["quit_seen_s"] = time.time() - t_kill
+    # Reconnect to the surviving active node with the same nick, and post.
+    end = time.monotonic() + 30
+    while True:
+        try:
+            c2 = connect(other_vip, "carol", timeout=3)
+            c2.join("#fo")
+            c2.send("@label=again PRIVMSG #fo :after on the other node")
+            m = c2.expect(lambda m: m.tags.get("label") == "again", timeout=5)
+            if m.command == "PRIVMSG":
+                acked.append((m.tags["msgid"], m.params[1]))
+                break
+        except Exception:
+            pass
+        assert time.monotonic() < end, "could not post again on the other node"
+        time.sleep(0.1)
+    result["posting_again_other_node_s"] = time.time() - t_kill
+    c2.close()
+    # The victim's own address, once Pacemaker has moved it.
+    end = time.monotonic() + 60
+    while True:
+        try:
+            c3 = connect(victim_vip, "carol2", timeout=2)
+            c3.join("#fo")
+            c3.send("@label=moved PRIVMSG #fo :after on the moved address")
+            m = c3.expect(lambda m: m.tags.get("label") == "moved", timeout=5)
+            if m.command == "PRIVMSG":
+                acked.append((m.tags["msgid"], m.params[1]))
+                break
+        except Exception:
+            pass
+        assert time.monotonic() < end, "the victim's address did not come back"
+        time.sleep(0.1)
+    result["posting_again_same_address_s"] = time.time() - t_kill
+    hist = history(c3, "#fo")
+    result["acked"] = len(acked)
+    result["all_acked_in_history_once"] = all(hist.count(x) == 1 for x in acked)
+    result["history_in_ack_order"] = [x for x in hist if x in acked] == acked
+    return result
+
+
+if __name__ == "__main__":
+    kind = sys.argv[1]
+    if kind == "chat":
+        out = scenario_chat(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif kind == "failover":
+        out = scenario_failover(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    else:
+        raise SystemExit("unknown scenario")
+    print(json.dumps(out))
