@@ -113,12 +113,89 @@ def scenario_failover(victim_vip, other_vip, killfile, n):
     return result
 
 
+def scenario_switchover(vip, other_vip, readyfile, n):
+    """Posts through vip until its node is put in standby by the operator,
+    then reconnects through the other active node and through the same
+    address once it has moved; every acknowledged message must be kept."""
+    c = connect(vip, "dora")
+    c.join("#sw")
+    acked = []
+    for i in range(n):
+        c.send("PRIVMSG #sw :before %d" % i)
+        m = c.expect("PRIVMSG", timeout=10)
+        acked.append((m.tags["msgid"], m.params[1]))
+    with open(readyfile, "w") as f:
+        f.write("ready\n")
+    t0 = time.time()
+    # Told to go (ERROR), cut (EOF), or silent (no PONG within 2 s).
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        try:
+            c.send("PING :alive")
+            m = c.expect(lambda m: m.command in ("PONG", "ERROR"), timeout=2)
+            if m.command == "ERROR":
+                break
+            time.sleep(0.2)
+        except (EOFError, OSError, AssertionError):
+            break
+    result = {"disconnected_s": time.time() - t0}
+    end = time.monotonic() + 60
+    while True:
+        try:
+            c2 = connect(other_vip, "dora", timeout=3)
+            c2.join("#sw")
+            c2.send("@label=x PRIVMSG #sw :after on the other node")
+            m = c2.expect(lambda m: m.tags.get("label") == "x", timeout=5)
+            if m.command == "PRIVMSG":
+                acked.append((m.tags["msgid"], m.params[1]))
+                break
+        except Exception:
+            pass
+        assert time.monotonic() < end
+        time.sleep(0.1)
+    result["posting_again_other_node_s"] = time.time() - t0
+    c2.close()
+    end = time.monotonic() + 60
+    while True:
+        try:
+            c3 = connect(vip, "dora", timeout=2)
+            c3.join("#sw")
+            c3.send("@label=y PRIVMSG #sw :after on the moved address")
+            m = c3.expect(lambda m: m.tags.get("label") == "y", timeout=5)
+            if m.command == "PRIVMSG":
+                acked.append((m.tags["msgid"], m.params[1]))
+                break
+        except Exception:
+            pass
+        assert time.monotonic() < end, "the address did not come back"
+        time.sleep(0.1)
+    result["posting_again_same_address_s"] = time.time() - t0
+    hist = history(c3, "#sw")
+    result["all_acked_in_history_once"] = all(hist.count(x) == 1 for x in acked)
+    result["history_in_ack_order"] = [x for x in hist if x in acked] == acked
+    return result
+
+
+def scenario_served(ip):
+    """Whether a node accepts and registers a client."""
+    try:
+        c = connect(ip, "probe%d" % os.getpid(), timeout=2)
+        c.ping_roundtrip()
+        return {"served": True}
+    except Exception as e:
+        return {"served": False, "why": str(e)[:200]}
+
+
 if __name__ == "__main__":
     kind = sys.argv[1]
     if kind == "chat":
         out = scenario_chat(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif kind == "failover":
         out = scenario_failover(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    elif kind == "switchover":
+        out = scenario_switchover(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    elif kind == "served":
+        out = scenario_served(sys.argv[2])
     else:
         raise SystemExit("unknown scenario")
     print(json.dumps(out))

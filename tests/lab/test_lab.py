@@ -19,6 +19,23 @@ def run(*args, timeout=300):
     return subprocess.run(LAB(*args), capture_output=True, text=True, timeout=timeout)
 
 
+def ctl_status(host):
+    out = run("exec", host, "/var/tmp/pchat-lab/bin/pchatctl", "--socket",
+              "/run/pchat/pchatd.sock", "status", timeout=30).stdout
+    return dict(l.split("=", 1) for l in out.split() if "=" in l)
+
+
+def wait_for(pred, secs, what):
+    end = time.monotonic() + secs
+    while not pred():
+        assert time.monotonic() < end, "timed out waiting for " + what
+        time.sleep(0.2)
+
+
+def host_ip(h):
+    return "198.18.0.%d" % (10 + int(h[1:]))
+
+
 @pytest.fixture(scope="module")
 def lab():
     if os.geteuid() != 0:
@@ -36,10 +53,24 @@ def lab():
 
 
 def crm_state():
-    out = run("exec", "c1", "crm_mon", "-1", "-r", timeout=30).stdout
-    promoted = re.search(r"Promoted: \[ ([^\]]*) \]", out)
-    vips = dict(re.findall(r"(vip\d)\s+\(ocf:heartbeat:IPaddr2\):\s+Started (c\d)", out))
-    return (promoted.group(1).split() if promoted else []), vips, out
+    """(promoted hosts, {vip: host}, raw XML) from any host that is up (a
+    test may have powered one off)."""
+    import xml.etree.ElementTree as ET
+    for h in ("c1", "c2", "c3"):
+        r = run("exec", h, "crm_mon", "-1", "--output-as=xml", timeout=30)
+        if r.returncode != 0 or "<resources>" not in r.stdout:
+            continue
+        root = ET.fromstring(r.stdout)
+        promoted, vips = [], {}
+        for res in root.iter("resource"):
+            nodes = [n.get("name") for n in res.findall("node")]
+            if res.get("resource_agent") == "ocf:pchat:pchatd" and res.get("role") == "Promoted" \
+                    and res.get("active") == "true" and nodes:
+                promoted.append(nodes[0])
+            if res.get("id", "").startswith("vip") and res.get("role") == "Started" and nodes:
+                vips[res.get("id")] = nodes[0]
+        return sorted(promoted), vips, r.stdout
+    return [], {}, ""
 
 
 def client(*args, timeout=180):
@@ -51,6 +82,7 @@ def client(*args, timeout=180):
 
 
 def test_two_active_one_standby(lab):
+    wait_for(lambda: len(crm_state()[1]) == 2, 30, "both addresses started")
     promoted, vips, out = crm_state()
     assert len(promoted) == 2, out
     assert sorted(vips.values()) == sorted(promoted), out
@@ -60,6 +92,52 @@ def test_clients_on_two_active_nodes_chat_in_one_order(lab):
     r = client("chat", "198.18.0.51", "198.18.0.52", "30")
     assert r["collision"] == "433"
     assert r["count"] == 60 and r["same_order"] and r["history_matches"], r
+
+
+def test_partitioned_node_stops_serving(lab):
+    promoted, vips, out = crm_state()
+    victim = vips["vip2"]
+    assert ctl_status(victim)["serving"] == "yes"
+    t0 = time.monotonic()
+    assert run("partition", victim).returncode == 0
+    try:
+        wait_for(lambda: ctl_status(victim).get("quorate") == "no", 20, "quorum loss")
+        lost = time.monotonic() - t0
+        st = ctl_status(victim)
+        assert st["serving"] == "no", st
+        print("partitioned %s: quorum lost and serving stopped after %.2f s" % (victim, lost))
+    finally:
+        assert run("partition", "--heal", victim).returncode == 0
+    wait_for(lambda: ctl_status(victim).get("quorate") == "yes", 30, "quorum back")
+    # The pool settles with two active nodes again.
+    wait_for(lambda: len(crm_state()[0]) == 2 and len(crm_state()[1]) == 2, 60,
+             "two promoted instances with their addresses")
+
+
+def test_planned_switchover_with_pcs(lab, tmp_path):
+    promoted, vips, out = crm_state()
+    victim = vips["vip1"]
+    ready = str(tmp_path / "ready")
+    result = {}
+
+    def drive():
+        result.update(client("switchover", "198.18.0.51", "198.18.0.52", ready, "20"))
+
+    t = threading.Thread(target=drive)
+    t.start()
+    wait_for(lambda: os.path.exists(ready) or not t.is_alive(), 60, "client ready")
+    sb = run("exec", victim, "pcs", "node", "standby", victim, timeout=60)
+    try:
+        assert sb.returncode == 0, sb.stderr
+        t.join(timeout=200)
+        assert not t.is_alive()
+    finally:
+        un = run("exec", victim, "pcs", "node", "unstandby", victim, timeout=60)
+    print("switch-over of %s: %s" % (victim, json.dumps(result)))
+    assert un.returncode == 0, un.stderr
+    assert result["all_acked_in_history_once"] and result["history_in_ack_order"], result
+    wait_for(lambda: len(crm_state()[0]) == 2 and len(crm_state()[1]) == 2, 60,
+             "two promoted instances again")
 
 
 def test_killed_active_host_fails_over(lab, tmp_path):
@@ -88,5 +166,6 @@ def test_killed_active_host_fails_over(lab, tmp_path):
     assert result["all_acked_in_history_once"] and result["history_in_ack_order"], result
     assert result["posting_again_other_node_s"] < 5, result
     assert result["posting_again_same_address_s"] < 15, result
+    wait_for(lambda: len(crm_state()[0]) == 2, 30, "a standby promoted")
     promoted, vips, out = crm_state()
     assert victim not in promoted and len(promoted) == 2, out
