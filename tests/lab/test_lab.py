@@ -88,6 +88,27 @@ def test_two_active_one_standby(lab):
     assert sorted(vips.values()) == sorted(promoted), out
 
 
+def test_agent_passes_ocf_tester(lab):
+    # A second pchatd on c1 with its own port, socket and files.
+    prep = run("exec", "c1", "sh", "-c",
+               "sed -e 's/0.0.0.0:6667/0.0.0.0:7667/' -e 's|/run/pchat/pchatd.sock|/run/pchat/t.sock|'"
+               " /etc/pacemaker/pchatd.conf > /etc/pacemaker/test.conf", timeout=30)
+    assert prep.returncode == 0, prep.stderr
+    params = ["-o", "binary=/var/tmp/pchat-lab/bin/pchatd", "-o", "pchatctl=/var/tmp/pchat-lab/bin/pchatctl",
+              "-o", "config=/etc/pacemaker/test.conf", "-o", "socket=/run/pchat/t.sock",
+              "-o", "pidfile=/run/pchat/t.pid", "-o", "logfile=/var/log/pchat/t.log"]
+    r = run("exec", "c1", "ocf-tester", "-n", "pchat-test", *params,
+            "/usr/lib/ocf/resource.d/pchat/pchatd", timeout=120)
+    assert r.returncode == 0 and "passed all tests" in r.stdout, r.stdout + r.stderr
+    # validate-all names the bad parameter.
+    bad = run("exec", "c1", "env", "OCF_ROOT=/usr/lib/ocf", "OCF_RESKEY_config=/nonexistent.conf",
+              "OCF_RESKEY_binary=/var/tmp/pchat-lab/bin/pchatd",
+              "OCF_RESKEY_pchatctl=/var/tmp/pchat-lab/bin/pchatctl",
+              "/usr/lib/ocf/resource.d/pchat/pchatd", "validate-all", timeout=30)
+    assert bad.returncode == 6, (bad.returncode, bad.stdout, bad.stderr)  # OCF_ERR_CONFIGURED
+    assert "parameter config" in bad.stderr + bad.stdout
+
+
 def test_clients_on_two_active_nodes_chat_in_one_order(lab):
     r = client("chat", "198.18.0.51", "198.18.0.52", "30")
     assert r["collision"] == "433"
