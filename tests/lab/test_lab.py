@@ -12,6 +12,10 @@ import time
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# PCHAT_LAB_CHAT=8 runs the full 4 + 4 pool (the longer target).
+NCHAT = int(os.environ.get("PCHAT_LAB_CHAT", "3"))
+NPROMOTED = min(4, (NCHAT + 1) // 2)
+HOSTS = ["c%d" % i for i in range(1, NCHAT + 1)]
 LAB = lambda *a: [os.path.join(HERE, a[0])] + list(a[1:])  # noqa: E731
 
 
@@ -42,7 +46,7 @@ def lab():
         pytest.skip("the lab needs root (network namespaces)")
     run("down")
     t0 = time.monotonic()
-    up = run("up", "--chat", "3", timeout=400)
+    up = run("up", "--chat", str(NCHAT), timeout=400)
     if up.returncode != 0:
         run("down")
         pytest.fail("tests/lab/up failed:\n" + up.stderr[-3000:])
@@ -56,7 +60,7 @@ def crm_state():
     """(promoted hosts, {vip: host}, raw XML) from any host that is up (a
     test may have powered one off)."""
     import xml.etree.ElementTree as ET
-    for h in ("c1", "c2", "c3"):
+    for h in HOSTS:
         r = run("exec", h, "crm_mon", "-1", "--output-as=xml", timeout=30)
         if r.returncode != 0 or "<resources>" not in r.stdout:
             continue
@@ -82,9 +86,9 @@ def client(*args, timeout=180):
 
 
 def test_two_active_one_standby(lab):
-    wait_for(lambda: len(crm_state()[1]) == 2, 30, "both addresses started")
+    wait_for(lambda: len(crm_state()[1]) == NPROMOTED, 30, "both addresses started")
     promoted, vips, out = crm_state()
-    assert len(promoted) == 2, out
+    assert len(promoted) == NPROMOTED, out
     assert sorted(vips.values()) == sorted(promoted), out
 
 
@@ -131,7 +135,7 @@ def test_partitioned_node_stops_serving(lab):
         assert run("partition", "--heal", victim).returncode == 0
     wait_for(lambda: ctl_status(victim).get("quorate") == "yes", 30, "quorum back")
     # The pool settles with two active nodes again.
-    wait_for(lambda: len(crm_state()[0]) == 2 and len(crm_state()[1]) == 2, 60,
+    wait_for(lambda: len(crm_state()[0]) == NPROMOTED and len(crm_state()[1]) == NPROMOTED, 60,
              "two promoted instances with their addresses")
 
 
@@ -157,8 +161,26 @@ def test_planned_switchover_with_pcs(lab, tmp_path):
     print("switch-over of %s: %s" % (victim, json.dumps(result)))
     assert un.returncode == 0, un.stderr
     assert result["all_acked_in_history_once"] and result["history_in_ack_order"], result
-    wait_for(lambda: len(crm_state()[0]) == 2 and len(crm_state()[1]) == 2, 60,
+    wait_for(lambda: len(crm_state()[0]) == NPROMOTED and len(crm_state()[1]) == NPROMOTED, 60,
              "two promoted instances again")
+
+
+def test_killed_pchatd_process(lab):
+    """SIGKILL of pchatd alone (Corosync and Pacemaker stay): the other
+    members drop its users at once (its CPG connection closes) and
+    Pacemaker brings the pool back to full strength."""
+    promoted, vips, out = crm_state()
+    victim = vips["vip1"]
+    st = ctl_status(victim)
+    t0 = time.monotonic()
+    k = run("exec", victim, "kill", "-KILL", st["pid"], timeout=30)
+    assert k.returncode == 0, k.stderr
+    served = client("served", "198.18.0.52")
+    assert served["served"], served
+    wait_for(lambda: len(crm_state()[0]) == NPROMOTED and len(crm_state()[1]) == NPROMOTED
+             and client("served", "198.18.0.51")["served"], 60, "the pool back to full strength")
+    print("pchatd killed on %s: service on its address again after %.2f s"
+          % (victim, time.monotonic() - t0))
 
 
 def test_killed_active_host_fails_over(lab, tmp_path):
@@ -187,6 +209,6 @@ def test_killed_active_host_fails_over(lab, tmp_path):
     assert result["all_acked_in_history_once"] and result["history_in_ack_order"], result
     assert result["posting_again_other_node_s"] < 5, result
     assert result["posting_again_same_address_s"] < 15, result
-    wait_for(lambda: len(crm_state()[0]) == 2, 30, "a standby promoted")
+    wait_for(lambda: len(crm_state()[0]) == NPROMOTED, 30, "a standby promoted")
     promoted, vips, out = crm_state()
-    assert victim not in promoted and len(promoted) == 2, out
+    assert victim not in promoted and len(promoted) == NPROMOTED, out
