@@ -1218,7 +1218,12 @@ msg_to_user(struct pc_session *s, struct pc_session *t, bool notice,
     pc_irc_line_cmd(&l, cmd);
     pc_irc_line_param(&l, t->nick, strlen(t->nick));
     pc_irc_line_trailing(&l, m->params[1].p, m->params[1].len);
-    pc_sess_send_line(t, &l);
+    if (t->member != 0) {
+        pc_pool_dm(s->chat, t, now, msgid, mask, notice, m->params[1].p,
+                   m->params[1].len);
+    } else {
+        pc_sess_send_line(t, &l);
+    }
     if (!notice && t->away != NULL) {
         pc_sess_num(s, PC_RPL_AWAY, "%s :%s", t->nick, t->away);
     }
@@ -1323,6 +1328,8 @@ cmd_away(struct pc_session *s, const struct pc_irc_msg *m)
         pc_sess_num(s, PC_RPL_UNAWAY,
                     ":You are no longer marked as being away");
     }
+    /* The pool learns it with the user's state. */
+    pc_pool_user(s->chat, s);
 }
 
 static bool

@@ -275,6 +275,10 @@ void pc_pool_quit(struct pc_chat *c, struct pc_session *s, const char *reason);
 void pc_pool_room(struct pc_chat *c, struct pc_room *r, const char *line);
 void pc_pool_flags(struct pc_chat *c, struct pc_session *s, struct pc_room *r,
                    unsigned flags);
+/* A private message to a user of another member. */
+void pc_pool_dm(struct pc_chat *c, struct pc_session *to, uint64_t at_ms,
+                const char *msgid, const char *source, bool notice,
+                const char *text, size_t len);
 /* Handles a pool event other than a room message; returns false if the
  * type is unknown. */
 bool pc_pool_deliver(struct pc_chat *c, uint64_t from, const unsigned char *p,

@@ -273,6 +273,31 @@ pc_pool_flags(struct pc_chat *c, struct pc_session *s, struct pc_room *r,
     publish(c, b, rc);
 }
 
+void
+pc_pool_dm(struct pc_chat *c, struct pc_session *to, uint64_t at_ms,
+           const char *msgid, const char *source, bool notice,
+           const char *text, size_t len)
+{
+    if (!pool_on(c) || to->member == 0) {
+        return;
+    }
+    char *body = pc_strndup(text, len);
+    if (body == NULL) {
+        return;
+    }
+    struct pc_buf *b = &c->scratch;
+    pc_buf_reset(b);
+    int rc = pc_wire_u8(b, WIRE_DM);
+    rc = rc ? rc : wire_sess(b, c, to);
+    rc = rc ? rc : pc_wire_u64(b, at_ms);
+    rc = rc ? rc : pc_wire_u8(b, notice ? 1 : 0);
+    rc = rc ? rc : pc_wire_str(b, msgid);
+    rc = rc ? rc : pc_wire_str(b, source);
+    rc = rc ? rc : pc_wire_str(b, body);
+    free(body);
+    publish(c, b, rc);
+}
+
 /* Applying what other members publish. */
 
 static void
@@ -436,7 +461,7 @@ pc_pool_deliver(struct pc_chat *c, uint64_t from, const unsigned char *p,
     unsigned type = p[0];
     bool mine = from == c->self;
 
-    if (type < WIRE_USER || type > WIRE_FLAGS) {
+    if (type < WIRE_USER || type > WIRE_DM) {
         return false;
     }
     uint64_t member = pc_wire_rd_u64(&r);
@@ -555,6 +580,28 @@ pc_pool_deliver(struct pc_chat *c, uint64_t from, const unsigned char *p,
         if (!mine && !r.bad && room != NULL && s != NULL) {
             pc_sess_set_flags(s, room, flags);
         }
+        break;
+    }
+    case WIRE_DM: {
+        uint64_t at_ms = pc_wire_rd_u64(&r);
+        bool notice = pc_wire_rd_u8(&r) != 0;
+        char msgid[PC_MSGID_LEN + 1], source[PC_IRC_BODY_MAX];
+        pc_slice(msgid, sizeof(msgid), pc_wire_rd_str(&r));
+        pc_slice(source, sizeof(source), pc_wire_rd_str(&r));
+        struct pc_irc_str text = pc_wire_rd_str(&r);
+        /* Only the member the target is on delivers it. */
+        struct pc_session *to = member == c->self ? pc_sess_by_id(c, id) : NULL;
+        if (r.bad || to == NULL) {
+            break;
+        }
+        struct pc_irc_line l;
+        pc_irc_line_init(&l);
+        pc_sess_tags(to, &l, at_ms, msgid);
+        pc_irc_line_source(&l, source);
+        pc_irc_line_cmd(&l, notice ? "NOTICE" : "PRIVMSG");
+        pc_irc_line_param(&l, to->nick, strlen(to->nick));
+        pc_irc_line_trailing(&l, text.p, text.len);
+        pc_sess_send_line(to, &l);
         break;
     }
     default:

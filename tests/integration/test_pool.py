@@ -144,6 +144,20 @@ def test_nicknames_are_unique_across_nodes(pool):
     carol.ping_roundtrip()
 
 
+def test_away_is_seen_from_the_other_node(pool):
+    a, b = pool
+    away = a.client("sleepy")
+    asker = b.client("asker")
+    away.send("AWAY :gone fishing")
+    away.expect("306")
+    time.sleep(0.3)
+    asker.send("PRIVMSG sleepy :hello?")
+    assert asker.expect("301").params[1:] == ["sleepy", "gone fishing"]
+    # The private message itself crosses to the other node.
+    got = away.expect("PRIVMSG")
+    assert got.nick == "asker" and got.params == ["sleepy", "hello?"]
+
+
 def test_topic_and_modes_reach_the_other_node(pool):
     a, b = pool
     op = a.client("op")
