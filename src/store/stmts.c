@@ -51,10 +51,12 @@ const struct pc_stmt_def pc_stmts[PC_STMT_COUNT] = {
         "hist_seq_of",
         "SELECT seq FROM messages WHERE room_id = $1 AND msgid = $2::uuid", 2},
     [PC_STMT_HIST_SEQ_AT] = {
+        /* The first message at or after a time, found through the
+         * (room_id, at) index: not min(seq) over everything after it. */
         "hist_seq_at",
-        "SELECT coalesce(min(seq), (SELECT last_seq + 1 FROM rooms"
-        " WHERE id = $1)) FROM messages WHERE room_id = $1"
-        " AND at >= to_timestamp($2::bigint / 1000.0)", 2},
+        "SELECT coalesce((SELECT seq FROM messages WHERE room_id = $1"
+        " AND at >= to_timestamp($2::bigint / 1000.0) ORDER BY at, seq"
+        " LIMIT 1), (SELECT last_seq + 1 FROM rooms WHERE id = $1))", 2},
     [PC_STMT_HIST_TARGETS] = {
         "hist_targets",
         "SELECT name, (extract(epoch from last_at) * 1000)::bigint FROM rooms"
