@@ -216,25 +216,6 @@ cmd_pass(struct pc_session *s, const struct pc_irc_msg *m)
 }
 
 static void
-nick_change_broadcast(struct pc_session *s, const char *line, size_t len)
-{
-    pc_sess_send_raw(s, line, len);
-    for (size_t i = 0; i < s->nrooms; i++) {
-        struct pc_room *r = s->rooms[i].room;
-        for (size_t j = 0; j < r->nmembers; j++) {
-            struct pc_session *o = r->members[j];
-            bool seen = o == s;
-            for (size_t k = 0; k < i && !seen; k++) {
-                seen = pc_sess_in_room(o, s->rooms[k].room, NULL);
-            }
-            if (!seen) {
-                pc_sess_send_raw(o, line, len);
-            }
-        }
-    }
-}
-
-static void
 cmd_nick(struct pc_session *s, const struct pc_irc_msg *m)
 {
     struct pc_chat *c = s->chat;
@@ -275,7 +256,8 @@ cmd_nick(struct pc_session *s, const struct pc_irc_msg *m)
         int n = snprintf(line, sizeof(line), ":%s NICK %s\r\n",
                          pc_sess_mask(s, mask, sizeof(mask)), nick);
         if (n > 0 && (size_t)n < sizeof(line)) {
-            nick_change_broadcast(s, line, (size_t)n);
+            pc_sess_send_raw(s, line, (size_t)n);
+            pc_sess_tell_peers(s, line, (size_t)n);
         }
     }
     if (s->nick_folded[0] != '\0') {
@@ -572,12 +554,7 @@ cmd_join(struct pc_session *s, const struct pc_irc_msg *m)
     }
     if (waiting) {
         /* The labeled reply is finished by room_created(). */
-        s->reply.on = false;
-        if (s->reply.count > 0) {
-            (void)pc_conn_write(s->conn, s->reply.lines.data,
-                                s->reply.lines.len);
-        }
-        pc_buf_reset(&s->reply.lines);
+        pc_reply_detach(s);
     }
 }
 
@@ -1284,14 +1261,9 @@ cmd_message(struct pc_session *s, const struct pc_irc_msg *m, bool notice)
         }
         msg_to_user(s, u, notice, m, label);
     }
-    if (async && s->reply.on) {
+    if (async) {
         /* The echo (or ACK) from the post pipeline carries the label. */
-        s->reply.on = false;
-        if (s->reply.count > 0) {
-            (void)pc_conn_write(s->conn, s->reply.lines.data,
-                                s->reply.lines.len);
-        }
-        pc_buf_reset(&s->reply.lines);
+        pc_reply_detach(s);
     }
 }
 

@@ -222,6 +222,11 @@ void pc_sess_error_close(struct pc_session *s, const char *reason);
 /* Labeled responses spanning async work. */
 void pc_reply_begin(struct pc_session *s, const char *label);
 void pc_reply_end(struct pc_session *s);
+/* Sends what was collected so far unlabeled: an asynchronous operation
+ * will answer the label itself. */
+void pc_reply_detach(struct pc_session *s);
+/* Sends a line once to every session sharing a room with s (not s). */
+void pc_sess_tell_peers(struct pc_session *s, const char *line, size_t len);
 /* nick!user@host */
 const char *pc_sess_mask(const struct pc_session *s, char *buf, size_t cap);
 bool pc_sess_in_room(const struct pc_session *s, const struct pc_room *r,

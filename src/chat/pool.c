@@ -404,19 +404,8 @@ remote_drop(struct pc_chat *c, struct pc_session *s, const char *reason)
         line[n - 2] = '\r';
         line[n - 1] = '\n';
     }
-    /* Each local member hears of it once. */
-    for (size_t i = 0; i < s->nrooms; i++) {
-        struct pc_room *r = s->rooms[i].room;
-        for (size_t j = 0; j < r->nmembers; j++) {
-            struct pc_session *m = r->members[j];
-            bool seen = false;
-            for (size_t k = 0; k < i && !seen; k++) {
-                seen = pc_sess_in_room(m, s->rooms[k].room, NULL);
-            }
-            if (!seen && m != s && n > 0) {
-                pc_sess_send_raw(m, line, (size_t)n);
-            }
-        }
+    if (n > 0) {
+        pc_sess_tell_peers(s, line, (size_t)n);
     }
     while (s->nrooms > 0) {
         pc_room_remove_member(s->rooms[0].room, s);

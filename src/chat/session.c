@@ -294,6 +294,19 @@ in_batch(const char *line, size_t len)
 }
 
 void
+pc_reply_detach(struct pc_session *s)
+{
+    if (!s->reply.on) {
+        return;
+    }
+    s->reply.on = false;
+    if (s->reply.count > 0 && s->conn != NULL) {
+        (void)pc_conn_write(s->conn, s->reply.lines.data, s->reply.lines.len);
+    }
+    pc_buf_reset(&s->reply.lines);
+}
+
+void
 pc_reply_end(struct pc_session *s)
 {
     char label[3 * PC_LABEL_MAX + 16];
@@ -423,6 +436,28 @@ pc_chat_accept(struct pc_listener *l, struct pc_conn *conn, void *arg)
            s->id, s->host, pc_conn_is_tls(conn));
 }
 
+void
+pc_sess_tell_peers(struct pc_session *s, const char *line, size_t len)
+{
+    /* Each peer hears it once, however many rooms it shares with s. */
+    for (size_t i = 0; i < s->nrooms; i++) {
+        struct pc_room *r = s->rooms[i].room;
+        for (size_t j = 0; j < r->nmembers; j++) {
+            struct pc_session *m = r->members[j];
+            if (m == s || m->state == SESS_CLOSING) {
+                continue;
+            }
+            bool seen = false;
+            for (size_t k = 0; k < i && !seen; k++) {
+                seen = pc_sess_in_room(m, s->rooms[k].room, NULL);
+            }
+            if (!seen) {
+                pc_sess_send_raw(m, line, len);
+            }
+        }
+    }
+}
+
 /* Announces the departure to every room and frees nothing: the session
  * lives until its connection's close callback. */
 static void
@@ -441,22 +476,8 @@ sess_depart(struct pc_session *s, const char *reason)
             line[n - 2] = '\r';
             line[n - 1] = '\n';
         }
-        /* Each peer hears of the quit once, however many rooms it shares. */
-        for (size_t i = 0; i < s->nrooms; i++) {
-            struct pc_room *r = s->rooms[i].room;
-            for (size_t j = 0; j < r->nmembers; j++) {
-                struct pc_session *m = r->members[j];
-                if (m == s || m->state == SESS_CLOSING) {
-                    continue;
-                }
-                bool seen = false;
-                for (size_t k = 0; k < i && !seen; k++) {
-                    seen = pc_sess_in_room(m, s->rooms[k].room, NULL);
-                }
-                if (!seen && n > 0) {
-                    pc_sess_send_raw(m, line, (size_t)n);
-                }
-            }
+        if (n > 0) {
+            pc_sess_tell_peers(s, line, (size_t)n);
         }
         c->nregistered--;
     }

@@ -24,6 +24,25 @@ def history(c, room, limit=500):
     return [(m.tags["msgid"], m.params[1]) for m in lines if m.command == "PRIVMSG"]
 
 
+def post_again(ip, nick, room, label, text, within_s, connect_timeout=3):
+    """Connects (retrying until within_s), joins and posts; returns the
+    acknowledged (msgid, text)."""
+    end = time.monotonic() + within_s
+    while True:
+        try:
+            c = connect(ip, nick, timeout=connect_timeout)
+            c.join(room)
+            c.send("@label=%s PRIVMSG %s :%s" % (label, room, text))
+            m = c.expect(lambda m: m.tags.get("label") == label, timeout=5)
+            if m.command == "PRIVMSG":
+                return c, (m.tags["msgid"], m.params[1])
+            c.close()
+        except Exception:
+            pass
+        assert time.monotonic() < end, "could not post %r through %s" % (text, ip)
+        time.sleep(0.1)
+
+
 def scenario_chat(vip1, vip2, n):
     a = connect(vip1, "alice")
     b = connect(vip2, "bob")
@@ -74,37 +93,13 @@ def scenario_failover(victim_vip, other_vip, killfile, n):
     q = watcher.expect(lambda m: m.command == "QUIT" and m.nick == "carol", timeout=30)
     result["quit_seen_s"] = time.time() - t_kill
     # Reconnect to the surviving active node with the same nick, and post.
-    end = time.monotonic() + 30
-    while True:
-        try:
-            c2 = connect(other_vip, "carol", timeout=3)
-            c2.join("#fo")
-            c2.send("@label=again PRIVMSG #fo :after on the other node")
-            m = c2.expect(lambda m: m.tags.get("label") == "again", timeout=5)
-            if m.command == "PRIVMSG":
-                acked.append((m.tags["msgid"], m.params[1]))
-                break
-        except Exception:
-            pass
-        assert time.monotonic() < end, "could not post again on the other node"
-        time.sleep(0.1)
+    c2, ack = post_again(other_vip, "carol", "#fo", "again", "after on the other node", 30)
+    acked.append(ack)
     result["posting_again_other_node_s"] = time.time() - t_kill
     c2.close()
     # The victim's own address, once Pacemaker has moved it.
-    end = time.monotonic() + 60
-    while True:
-        try:
-            c3 = connect(victim_vip, "carol2", timeout=2)
-            c3.join("#fo")
-            c3.send("@label=moved PRIVMSG #fo :after on the moved address")
-            m = c3.expect(lambda m: m.tags.get("label") == "moved", timeout=5)
-            if m.command == "PRIVMSG":
-                acked.append((m.tags["msgid"], m.params[1]))
-                break
-        except Exception:
-            pass
-        assert time.monotonic() < end, "the victim's address did not come back"
-        time.sleep(0.1)
+    c3, ack = post_again(victim_vip, "carol2", "#fo", "moved", "after on the moved address", 60, 2)
+    acked.append(ack)
     result["posting_again_same_address_s"] = time.time() - t_kill
     hist = history(c3, "#fo")
     result["acked"] = len(acked)
@@ -139,36 +134,12 @@ def scenario_switchover(vip, other_vip, readyfile, n):
         except (EOFError, OSError, AssertionError):
             break
     result = {"disconnected_s": time.time() - t0}
-    end = time.monotonic() + 60
-    while True:
-        try:
-            c2 = connect(other_vip, "dora", timeout=3)
-            c2.join("#sw")
-            c2.send("@label=x PRIVMSG #sw :after on the other node")
-            m = c2.expect(lambda m: m.tags.get("label") == "x", timeout=5)
-            if m.command == "PRIVMSG":
-                acked.append((m.tags["msgid"], m.params[1]))
-                break
-        except Exception:
-            pass
-        assert time.monotonic() < end
-        time.sleep(0.1)
+    c2, ack = post_again(other_vip, "dora", "#sw", "x", "after on the other node", 60)
+    acked.append(ack)
     result["posting_again_other_node_s"] = time.time() - t0
     c2.close()
-    end = time.monotonic() + 60
-    while True:
-        try:
-            c3 = connect(vip, "dora", timeout=2)
-            c3.join("#sw")
-            c3.send("@label=y PRIVMSG #sw :after on the moved address")
-            m = c3.expect(lambda m: m.tags.get("label") == "y", timeout=5)
-            if m.command == "PRIVMSG":
-                acked.append((m.tags["msgid"], m.params[1]))
-                break
-        except Exception:
-            pass
-        assert time.monotonic() < end, "the address did not come back"
-        time.sleep(0.1)
+    c3, ack = post_again(vip, "dora", "#sw", "y", "after on the moved address", 60, 2)
+    acked.append(ack)
     result["posting_again_same_address_s"] = time.time() - t0
     hist = history(c3, "#sw")
     result["all_acked_in_history_once"] = all(hist.count(x) == 1 for x in acked)
