@@ -227,6 +227,8 @@ void pc_reply_end(struct pc_session *s);
 void pc_reply_detach(struct pc_session *s);
 /* Sends a line once to every session sharing a room with s (not s). */
 void pc_sess_tell_peers(struct pc_session *s, const char *line, size_t len);
+/* Tells s's peers that it quit. */
+void pc_sess_announce_quit(struct pc_session *s, const char *reason);
 /* nick!user@host */
 const char *pc_sess_mask(const struct pc_session *s, char *buf, size_t cap);
 bool pc_sess_in_room(const struct pc_session *s, const struct pc_room *r,

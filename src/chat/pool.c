@@ -396,17 +396,9 @@ remote_get(struct pc_chat *c, uint64_t member, uint64_t id, bool create)
 static void
 remote_drop(struct pc_chat *c, struct pc_session *s, const char *reason)
 {
-    char key[48], mask[160], line[PC_IRC_BODY_MAX + 64];
-    int n = snprintf(line, sizeof(line), ":%s QUIT :%s\r\n",
-                     pc_sess_mask(s, mask, sizeof(mask)), reason);
-    if (n > 0 && (size_t)n >= sizeof(line)) {
-        n = (int)sizeof(line) - 1;
-        line[n - 2] = '\r';
-        line[n - 1] = '\n';
-    }
-    if (n > 0) {
-        pc_sess_tell_peers(s, line, (size_t)n);
-    }
+    char key[48];
+
+    pc_sess_announce_quit(s, reason);
     while (s->nrooms > 0) {
         pc_room_remove_member(s->rooms[0].room, s);
     }

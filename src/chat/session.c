@@ -458,6 +458,24 @@ pc_sess_tell_peers(struct pc_session *s, const char *line, size_t len)
     }
 }
 
+void
+pc_sess_announce_quit(struct pc_session *s, const char *reason)
+{
+    char line[PC_IRC_BODY_MAX + 64];
+    char mask[160];
+    int n = snprintf(line, sizeof(line), ":%s QUIT :%s\r\n",
+                     pc_sess_mask(s, mask, sizeof(mask)), reason);
+    if (n > 0 && (size_t)n >= sizeof(line)) {
+        /* A long reason is cut; the line still ends properly. */
+        n = (int)sizeof(line) - 1;
+        line[n - 2] = '\r';
+        line[n - 1] = '\n';
+    }
+    if (n > 0) {
+        pc_sess_tell_peers(s, line, (size_t)n);
+    }
+}
+
 /* Announces the departure to every room and frees nothing: the session
  * lives until its connection's close callback. */
 static void
@@ -467,18 +485,7 @@ sess_depart(struct pc_session *s, const char *reason)
 
     if (s->state == SESS_ACTIVE) {
         pc_pool_quit(c, s, reason);
-        char line[PC_IRC_BODY_MAX + 64];
-        char mask[160];
-        int n = snprintf(line, sizeof(line), ":%s QUIT :%s\r\n",
-                         pc_sess_mask(s, mask, sizeof(mask)), reason);
-        if (n > 0 && (size_t)n >= sizeof(line)) {
-            n = (int)sizeof(line) - 1;
-            line[n - 2] = '\r';
-            line[n - 1] = '\n';
-        }
-        if (n > 0) {
-            pc_sess_tell_peers(s, line, (size_t)n);
-        }
+        pc_sess_announce_quit(s, reason);
         c->nregistered--;
     }
     /* Removing a room shrinks s->rooms (swap with the last): take the
