@@ -151,6 +151,10 @@ pc_sess_send_line(struct pc_session *s, struct pc_irc_line *l)
     }
 }
 
+static void sess_vsendf(struct pc_session *s, const char *prefix,
+                        const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 static void
 sess_vsendf(struct pc_session *s, const char *prefix, const char *fmt,
             va_list ap)
