@@ -26,7 +26,7 @@
 #define MAX_LISTENERS (2 * PC_CONF_MAX_LISTEN)
 #define DRAIN_TIMEOUT_MS 10000
 /* Pool protocol version: members speaking another are ignored. */
-#define PC_POOL_PROTOCOL 1
+#define PC_POOL_PROTOCOL 2 /* 2: several payloads per CPG message */
 
 struct pc_worker {
     uv_loop_t loop;

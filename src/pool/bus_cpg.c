@@ -13,6 +13,7 @@
 
 #include "pool/bus.h"
 #include "pool/bus_impl.h"
+#include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -33,6 +34,10 @@
 #define CPG_RETRY_MAX_MS 1000
 #define CPG_RECONNECT_MS 1000
 #define CPG_OUTBOX_MAX (64u * 1024 * 1024)
+/* Payloads published in one loop pass travel as one CPG message (up to
+ * this size): fewer, larger multicasts go through Corosync's token far
+ * faster than one multicast per payload. */
+#define CPG_BATCH_MAX (60u * 1024)
 
 struct cpg_item {
     struct cpg_item *next;
@@ -59,12 +64,13 @@ struct bus_cpg {
     struct cpg_item *head;
     struct cpg_item **tail;
     size_t outbox_bytes;
+    struct pc_buf batch; /* header + (u32 length, payload)* of this pass */
     uint64_t refused_logged_ms;
     unsigned closing; /* handles still to close */
 };
 
-/* Wire header: magic, protocol version, sender's pid (to tell a restarted
- * pchatd on the same node from the old one). Little-endian. */
+/* Wire format of one CPG message: magic, protocol version, sender's pid,
+ * then payloads each preceded by its u32 length. Little-endian. */
 #define CPG_HDR_LEN 12
 
 static void
@@ -134,8 +140,19 @@ on_deliver(cpg_handle_t h, const struct cpg_name *group, uint32_t nodeid,
         }
         return;
     }
-    b->base.cbs.deliver(b->base.arg, (uint64_t)nodeid << 32 | pid,
-                        p + CPG_HDR_LEN, len - CPG_HDR_LEN);
+    uint64_t from = (uint64_t)nodeid << 32 | pid;
+    size_t off = CPG_HDR_LEN;
+    while (off < len) {
+        if (len - off < 4 || get_u32(p + off) > len - off - 4) {
+            pc_log(PC_LOG_WARN, "pool", "ignored the rest of a malformed "
+                   "pool message from=%u pid=%u len=%zu at=%zu",
+                   (unsigned)nodeid, (unsigned)pid, len, off);
+            return;
+        }
+        size_t n = get_u32(p + off);
+        b->base.cbs.deliver(b->base.arg, from, p + off + 4, n);
+        off += 4 + n;
+    }
 }
 
 static void
@@ -372,44 +389,79 @@ cpg_arm_retry(struct bus_cpg *b, uint32_t ms)
     }
 }
 
+/* Moves the pass's batch to the outbox. */
+static int
+batch_seal(struct bus_cpg *b)
+{
+    if (b->batch.len == 0) {
+        return 0;
+    }
+    if (b->outbox_bytes + b->batch.len > CPG_OUTBOX_MAX) {
+        pc_buf_reset(&b->batch);
+        return PC_E2BIG;
+    }
+    struct cpg_item *it = malloc(sizeof(*it) + b->batch.len);
+    if (it == NULL) {
+        pc_buf_reset(&b->batch);
+        return -ENOMEM;
+    }
+    it->next = NULL;
+    it->len = b->batch.len;
+    memcpy(it->data, b->batch.data, b->batch.len);
+    *b->tail = it;
+    b->tail = &it->next;
+    b->outbox_bytes += it->len;
+    pc_buf_reset(&b->batch);
+    return 0;
+}
+
 static int
 cpgb_publish(struct pc_bus *base, const void *data, size_t len)
 {
     struct bus_cpg *b = (struct bus_cpg *)base;
-    struct cpg_item *it;
+    unsigned char hdr[CPG_HDR_LEN], flen[4];
+    int rc = 0;
 
-    if (b->outbox_bytes + len > CPG_OUTBOX_MAX) {
+    if (len > CPG_BATCH_MAX - CPG_HDR_LEN - 4) {
         return PC_E2BIG;
     }
-    it = malloc(sizeof(*it) + CPG_HDR_LEN + len);
-    if (it == NULL) {
-        return -ENOMEM;
+    if (b->batch.len + 4 + len > CPG_BATCH_MAX) {
+        rc = batch_seal(b);
     }
-    it->next = NULL;
-    it->len = CPG_HDR_LEN + len;
-    put_u32(it->data, CPG_MAGIC);
-    put_u32(it->data + 4, b->version);
-    put_u32(it->data + 8, (uint32_t)getpid());
-    memcpy(it->data + CPG_HDR_LEN, data, len);
-    *b->tail = it;
-    b->tail = &it->next;
-    b->outbox_bytes += it->len;
-    if (!uv_is_active((uv_handle_t *)&b->retry_timer)) {
-        cpg_flush(b);
+    if (rc == 0 && b->batch.len == 0) {
+        put_u32(hdr, CPG_MAGIC);
+        put_u32(hdr + 4, b->version);
+        put_u32(hdr + 8, (uint32_t)getpid());
+        rc = pc_buf_append(&b->batch, hdr, sizeof(hdr));
     }
-    return 0;
+    put_u32(flen, (uint32_t)len);
+    rc = rc ? rc : pc_buf_append(&b->batch, flen, 4);
+    rc = rc ? rc : pc_buf_append(&b->batch, data, len);
+    return rc;
 }
 
 static void
 cpgb_dispatch(struct pc_bus *base)
 {
-    (void)base; /* delivery happens from the descriptor's poll callback */
+    struct bus_cpg *b = (struct bus_cpg *)base;
+
+    /* Delivery happens from the descriptor's poll callback; here the
+     * pass's publications go out together. */
+    int rc = batch_seal(b);
+    if (rc < 0) {
+        pc_log(PC_LOG_ERR, "pool", "pool messages dropped: %s",
+               pc_strerror(rc));
+    }
+    if (b->head != NULL && !uv_is_active((uv_handle_t *)&b->retry_timer)) {
+        cpg_flush(b);
+    }
 }
 
 static void
 timer_closed(uv_handle_t *h)
 {
     struct bus_cpg *b = h->data;
+    pc_buf_free(&b->batch);
     while (b->head != NULL) {
         struct cpg_item *it = b->head;
         b->head = it->next;
@@ -455,6 +507,7 @@ pc_bus_cpg_new(struct pc_bus **out, uv_loop_t *loop, const char *group,
     b->version = version;
     b->quorate = -1;
     b->tail = &b->head;
+    pc_buf_init(&b->batch, CPG_BATCH_MAX);
     (void)uv_timer_init(loop, &b->retry_timer);
     b->retry_timer.data = b;
     rc = cpg_connect(b);
