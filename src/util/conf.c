@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/err.h"
 #include "util/log.h"
@@ -189,26 +190,45 @@ pc_conf_parse_hostport(const char *s, size_t len, char *host, size_t hostcap,
     return 0;
 }
 
+bool
+pc_conf_list_next(const char *list, size_t *pos, const char **item,
+                  size_t *len)
+{
+    const char *p = list + *pos;
+
+    while (*p == ' ' || *p == '\t' || *p == ',') {
+        p++;
+    }
+    if (*p == '\0') {
+        *pos = (size_t)(p - list);
+        return false;
+    }
+    size_t n = strcspn(p, ", \t");
+    *item = p;
+    *len = n;
+    *pos = (size_t)(p + n - list);
+    return true;
+}
+
 static int
 check_listen(const char *v, char *why, size_t whylen)
 {
-    const char *p = v;
-    while (*p) {
-        while (*p == ' ' || *p == ',') {
-            p++;
-        }
-        if (*p == '\0') {
-            break;
-        }
-        size_t n = strcspn(p, ", ");
+    size_t pos = 0, n, count = 0;
+    const char *item;
+
+    while (pc_conf_list_next(v, &pos, &item, &n)) {
         char host[64];
         int port;
-        if (pc_conf_parse_hostport(p, n, host, sizeof(host), &port) < 0) {
+        if (pc_conf_parse_hostport(item, n, host, sizeof(host), &port) < 0) {
             (void)snprintf(why, whylen, "'%.*s' is not host:port (port "
-                           "1-65535, IPv6 as [addr]:port)", (int)n, p);
+                           "1..65535, IPv6 as [addr]:port)", (int)n, item);
             return PC_ECONFIG;
         }
-        p += n;
+        if (++count > PC_CONF_MAX_LISTEN) {
+            (void)snprintf(why, whylen, "more than %d addresses",
+                           PC_CONF_MAX_LISTEN);
+            return PC_ECONFIG;
+        }
     }
     return 0;
 }
@@ -223,14 +243,21 @@ set_value(struct pc_conf *c, const struct conf_key *k, const char *v,
 
     switch (k->type) {
     case CT_UINT: {
+        /* Digits only: strtoull alone would take spaces, signs and "-1". */
         char *end = NULL;
         if (v[0] < '0' || v[0] > '9') {
-            (void)snprintf(why, whylen, "'%s' is not a number", v);
+            (void)snprintf(why, whylen, "'%s' is not a number (allowed "
+                           "%u..%u)", v, k->min, k->max);
             return PC_ECONFIG;
         }
         errno = 0;
         unsigned long long n = strtoull(v, &end, 10);
-        if (errno != 0 || *end != '\0' || n < k->min || n > k->max) {
+        if (*end != '\0') {
+            (void)snprintf(why, whylen, "'%s' is not a number (allowed "
+                           "%u..%u)", v, k->min, k->max);
+            return PC_ECONFIG;
+        }
+        if (errno != 0 || n < k->min || n > k->max) {
             (void)snprintf(why, whylen, "'%s' is out of range %u..%u", v,
                            k->min, k->max);
             return PC_ECONFIG;
@@ -242,12 +269,14 @@ set_value(struct pc_conf *c, const struct conf_key *k, const char *v,
         static const char *const yes[] = {"yes", "true", "on", "1"};
         static const char *const no[] = {"no", "false", "off", "0"};
         for (size_t i = 0; i < 4; i++) {
-            if (strcmp(v, yes[i]) == 0 || strcmp(v, no[i]) == 0) {
-                *(bool *)(void *)(base + k->offset) = strcmp(v, yes[i]) == 0;
+            if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
+                *(bool *)(void *)(base + k->offset)
+                    = strcasecmp(v, yes[i]) == 0;
                 return 0;
             }
         }
-        (void)snprintf(why, whylen, "'%s' is not yes or no", v);
+        (void)snprintf(why, whylen, "'%s' is not yes or no (allowed yes, "
+                       "no, true, false, on, off, 1, 0)", v);
         return PC_ECONFIG;
     }
     case CT_LEVEL:
@@ -269,9 +298,10 @@ set_value(struct pc_conf *c, const struct conf_key *k, const char *v,
         }
         break;
     case CT_STRING:
+        /* The value itself is not quoted: it may hold a password. */
         if (strlen(v) < k->min || strlen(v) > k->max) {
-            (void)snprintf(why, whylen, "length must be %u..%u characters",
-                           k->min, k->max);
+            (void)snprintf(why, whylen, "value of %zu characters (allowed "
+                           "%u..%u)", strlen(v), k->min, k->max);
             return PC_ECONFIG;
         }
         break;
@@ -326,17 +356,42 @@ struct load_ctx {
     FILE *f;
 };
 
-/* Debian's libinih passes no line number to the handler, so the reader
- * counts lines: the handler runs right after its line was read. */
+/* The reader feeds libinih one line at a time, which serves three ends:
+ * - line numbers (Debian's libinih passes none to the handler, and the
+ *   handler runs right after its line was read);
+ * - lines longer than libinih's buffer (num bytes) are an error, not a
+ *   value silently cut in two;
+ * - leading blanks are removed, so an indented "key = value" is a key, not
+ *   a continuation of the previous value (libinih's multi-line values). */
 static char *
 read_line(char *str, int num, void *stream)
 {
     struct load_ctx *l = stream;
-    char *r = fgets(str, num, l->f);
-    if (r != NULL) {
-        l->lineno++;
+
+    if (l->failed || fgets(str, num, l->f) == NULL) {
+        return NULL;
     }
-    return r;
+    l->lineno++;
+    size_t n = strlen(str);
+    if (n > 0 && str[n - 1] != '\n') {
+        int c = getc(l->f);
+        if (c == '\r') {
+            c = getc(l->f);
+        }
+        if (c != '\n' && c != EOF) {
+            (void)snprintf(l->err, l->errlen, "%s:%d: line longer than %d "
+                           "characters (for long database settings use a "
+                           "libpq service file: conninfo = service=NAME)",
+                           l->path, l->lineno, num - 1);
+            l->failed = l->lineno;
+            return NULL;
+        }
+    }
+    size_t blanks = strspn(str, " \t");
+    if (blanks > 0) {
+        memmove(str, str + blanks, n - blanks + 1);
+    }
+    return str;
 }
 
 static int
@@ -350,6 +405,12 @@ on_ini(void *user, const char *section, const char *name, const char *value)
         return 0;
     }
     const struct conf_key *k = find_key(section, name);
+    if (k == NULL && section[0] == '\0') {
+        (void)snprintf(l->err, l->errlen, "%s:%d: key '%s' before any "
+                       "[section]", l->path, lineno, name);
+        l->failed = lineno;
+        return 0;
+    }
     if (k == NULL) {
         (void)snprintf(l->err, l->errlen, "%s:%d: unknown key '%s' in "
                        "section [%s]", l->path, lineno, name, section);
@@ -424,6 +485,18 @@ pc_conf_set(struct pc_conf *c, const char *assignment, char *err,
 int
 pc_conf_validate(const struct pc_conf *c, char *err, size_t errlen)
 {
+    char why[256];
+
+    /* Values set through the table were checked already; these checks
+     * cover a struct filled in some other way. */
+    if (check_listen(c->listen_plain, why, sizeof(why)) < 0) {
+        (void)snprintf(err, errlen, "listen.plain: %s", why);
+        return PC_ECONFIG;
+    }
+    if (check_listen(c->listen_tls, why, sizeof(why)) < 0) {
+        (void)snprintf(err, errlen, "listen.tls: %s", why);
+        return PC_ECONFIG;
+    }
     if (c->listen_tls[0] != '\0'
         && (c->tls_cert[0] == '\0' || c->tls_key[0] == '\0')) {
         (void)snprintf(err, errlen, "listen.tls is set but tls.cert and "
@@ -485,6 +558,19 @@ pc_conf_dump(const struct pc_conf *c, FILE *out)
     }
 }
 
+/* A table cell: a '|' would end the cell early. */
+static void
+md_cell(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '|') {
+            (void)fputs("\\|", out);
+        } else {
+            (void)fputc(*s, out);
+        }
+    }
+}
+
 void
 pc_conf_doc_markdown(FILE *out)
 {
@@ -500,30 +586,49 @@ pc_conf_doc_markdown(FILE *out)
                   "which wins over the file. `pchatd --check-config` "
                   "validates a file and prints the effective settings; "
                   "errors name the file, the line and the key.\n\n"
-                  "Keys marked *reload* take effect on SIGHUP; the others "
-                  "need a restart.\n");
+                  "Keys marked *yes* under *reload* take effect on SIGHUP; "
+                  "the others "
+                  "need a restart. A line may hold at most 199 characters; "
+                  "put longer database settings in a libpq service file "
+                  "(`conninfo = service=NAME`).\n");
     for (size_t i = 0; i < NKEYS; i++) {
         const struct conf_key *k = &conf_keys[i];
         if (strcmp(section, k->section) != 0) {
             section = k->section;
             (void)fprintf(out, "\n## [%s]\n\n| key | type | default | "
-                          "range | reload | meaning |\n| --- | --- | --- | "
+                          "range | reload | description |\n| --- | --- | --- | "
                           "--- | --- | --- |\n", section);
         }
         char range[48] = "";
         if (k->type == CT_UINT) {
             (void)snprintf(range, sizeof(range), "%u..%u", k->min, k->max);
+        } else if (k->type == CT_STRING) {
+            (void)snprintf(range, sizeof(range), "%u..%u chars", k->min,
+                           k->max);
+        } else if (k->type == CT_LISTEN) {
+            (void)snprintf(range, sizeof(range), "0..%d addresses",
+                           PC_CONF_MAX_LISTEN);
         }
-        (void)fprintf(out, "| `%s` | %s | `%s` | %s | %s | %s |\n", k->name,
-                      type_names[k->type], k->def, range,
-                      k->reloadable ? "reload" : "", k->help);
+        (void)fprintf(out, "| `%s` | ", k->name);
+        md_cell(out, type_names[k->type]);
+        if (k->def[0] != '\0') {
+            (void)fprintf(out, " | `%s` | ", k->def);
+        } else {
+            (void)fputs(" | *(empty)* | ", out);
+        }
+        (void)fprintf(out, "%s | %s | ", range, k->reloadable ? "yes" : "");
+        md_cell(out, k->help);
+        (void)fputs(" |\n", out);
     }
 }
 
-/* roff needs backslashes doubled and a leading dot or quote escaped. */
+/* roff: a backslash is written as \e; a leading dot or quote is guarded. */
 static void
 roff_text(FILE *out, const char *s)
 {
+    if (*s == '.' || *s == '\'') {
+        (void)fputs("\\&", out);
+    }
     for (; *s; s++) {
         if (*s == '\\') {
             (void)fputs("\\e", out);
@@ -557,6 +662,29 @@ pc_conf_doc_man(FILE *out)
     }
 }
 
+/* Writes text as "# " comment lines of at most 72 columns. */
+static void
+comment_wrapped(FILE *out, const char *s)
+{
+    while (*s) {
+        size_t n = strlen(s);
+        if (n > 70) {
+            n = 70;
+            while (n > 0 && s[n] != ' ') {
+                n--;
+            }
+            if (n == 0) {
+                n = strcspn(s, " ");
+            }
+        }
+        (void)fprintf(out, "# %.*s\n", (int)n, s);
+        s += n;
+        while (*s == ' ') {
+            s++;
+        }
+    }
+}
+
 void
 pc_conf_doc_example(FILE *out)
 {
@@ -571,7 +699,9 @@ pc_conf_doc_example(FILE *out)
             section = k->section;
             (void)fprintf(out, "\n[%s]\n", section);
         }
-        (void)fprintf(out, "# %s\n;%s = %s\n", k->help, k->name, k->def);
+        comment_wrapped(out, k->help);
+        (void)fprintf(out, ";%s =%s%s\n", k->name, k->def[0] ? " " : "",
+                      k->def);
     }
 }
 

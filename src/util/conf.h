@@ -78,5 +78,12 @@ bool pc_conf_reloadable(const char *section, const char *name);
  * PC_ECONFIG. */
 int pc_conf_parse_hostport(const char *s, size_t len, char *host,
                            size_t hostcap, int *port);
+/* Walks a comma-separated list such as listen.plain (blanks and empty
+ * items skipped): start with *pos = 0; each call points *item at the next
+ * item, sets *len to its length (not NUL-terminated) and returns true, or
+ * returns false at the end. The lists hold at most PC_CONF_MAX_LISTEN
+ * items. */
+bool pc_conf_list_next(const char *list, size_t *pos, const char **item,
+                       size_t *len);
 
 #endif
