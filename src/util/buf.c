@@ -93,14 +93,28 @@ pc_buf_printf(struct pc_buf *b, const char *fmt, ...)
     if ((size_t)n < sizeof(small)) {
         return pc_buf_append(b, small, (size_t)n);
     }
-    int rc = buf_reserve(b, (size_t)n + 1);
+    int rc = buf_reserve(b, (size_t)n);
     if (rc < 0) {
         return rc;
     }
+    if (b->cap - b->len > (size_t)n) {
+        va_start(ap, fmt);
+        (void)vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        b->len += (size_t)n;
+        return 0;
+    }
+    /* The text ends exactly at the cap: no room for vsnprintf's NUL. */
+    char *tmp = malloc((size_t)n + 1);
+    if (tmp == NULL) {
+        return -ENOMEM;
+    }
     va_start(ap, fmt);
-    (void)vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    (void)vsnprintf(tmp, (size_t)n + 1, fmt, ap);
     va_end(ap);
+    memcpy(b->data + b->len, tmp, (size_t)n);
     b->len += (size_t)n;
+    free(tmp);
     return 0;
 }
 

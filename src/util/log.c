@@ -90,6 +90,6 @@ pc_log(enum pc_log_level level, const char *ctx, const char *fmt, ...)
     (void)gmtime_r(&ts.tv_sec, &tm);
     (void)strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
     (void)fprintf(stderr, "%s.%03ldZ %-6s %s%s%s\n", when,
-                  ts.tv_nsec / 1000000L, level_names[level], ctx ? ctx : "",
-                  ctx ? ": " : "", msg);
+                  ts.tv_nsec / 1000000L, pc_log_level_name(level),
+                  ctx ? ctx : "", ctx ? ": " : "", msg);
 }

@@ -2,6 +2,7 @@
 
 #include "util/time.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -76,6 +77,13 @@ pc_time_parse(const char *s, size_t len, uint64_t *epoch_ms)
     }
     if (mon < 1 || mon > 12 || mday < 1 || mday > 31 || hour > 23 || min > 59
         || sec > 60) {
+        return PC_EPROTO;
+    }
+    /* timegm() would move 2023-02-30 to March 2 instead of refusing it. */
+    static const int mdays[12] = {31, 28, 31, 30, 31, 30,
+                                  31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (mday > mdays[mon - 1] + (mon == 2 && leap)) {
         return PC_EPROTO;
     }
     memset(&tm, 0, sizeof(tm));
