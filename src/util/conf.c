@@ -55,9 +55,9 @@ static const struct conf_key conf_keys[] = {
     {"listen", "tls", CT_LISTEN, OFF(listen_tls), "127.0.0.1:6697", 0, 1024,
      false, "TLS IRC listeners, comma-separated host:port; empty for none."},
     {"tls", "cert", CT_STRING, OFF(tls_cert), "", 0, 4096, true,
-     "PEM certificate chain for the TLS listeners (reloaded on SIGHUP)."},
+     "PEM certificate chain for the TLS listeners."},
     {"tls", "key", CT_STRING, OFF(tls_key), "", 0, 4096, true,
-     "PEM private key for the TLS listeners (reloaded on SIGHUP)."},
+     "PEM private key for the TLS listeners."},
     {"database", "conninfo", CT_STRING, OFF(db_conninfo),
      "host=/run/pchat/db dbname=pchat", 1, 4096, false,
      "libpq connection string or URI; several hosts with "
@@ -649,12 +649,19 @@ pc_conf_doc_man(FILE *out)
             section = k->section;
             (void)fprintf(out, ".SS [%s]\n", section);
         }
-        (void)fprintf(out, ".TP\n.B %s\n(%s; default \\(lq", k->name,
+        (void)fprintf(out, ".TP\n.B %s\n(%s; default ", k->name,
                       type_names[k->type]);
-        roff_text(out, k->def);
-        (void)fputs("\\(rq", out);
+        if (k->def[0] != '\0') {
+            (void)fputs("\\(lq", out);
+            roff_text(out, k->def);
+            (void)fputs("\\(rq", out);
+        } else {
+            (void)fputs("empty", out);
+        }
         if (k->type == CT_UINT) {
             (void)fprintf(out, "; %u to %u", k->min, k->max);
+        } else if (k->type == CT_STRING) {
+            (void)fprintf(out, "; %u to %u characters", k->min, k->max);
         }
         (void)fprintf(out, "%s)\n", k->reloadable ? "; reloaded on SIGHUP" : "");
         roff_text(out, k->help);
