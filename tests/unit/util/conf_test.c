@@ -30,6 +30,16 @@ write_file(const char *text)
     assert_int_equal(fclose(f), 0);
 }
 
+/* Sets one key that must be accepted. */
+static void
+set_ok(struct pc_conf *c, const char *assignment)
+{
+    char err[256] = "";
+    if (pc_conf_set(c, assignment, err, sizeof(err)) != 0) {
+        fail_msg("%s: %s", assignment, err);
+    }
+}
+
 /* The whole effective configuration as text, for comparisons. */
 static char *
 dump(const struct pc_conf *c)
@@ -132,15 +142,15 @@ test_bools(void **state)
     static const char *const yes[] = {"yes", "true", "on", "1", "TRUE"};
     static const char *const no[] = {"no", "false", "off", "0", "No"};
     struct pc_conf c;
-    char err[256], set[64];
+    char set[64];
 
     assert_int_equal(pc_conf_init(&c), 0);
     for (size_t i = 0; i < 5; i++) {
         (void)snprintf(set, sizeof(set), "log.syslog=%s", yes[i]);
-        assert_int_equal(pc_conf_set(&c, set, err, sizeof(err)), 0);
+        set_ok(&c, set);
         assert_true(c.log_syslog);
         (void)snprintf(set, sizeof(set), "log.syslog=%s", no[i]);
-        assert_int_equal(pc_conf_set(&c, set, err, sizeof(err)), 0);
+        set_ok(&c, set);
         assert_false(c.log_syslog);
     }
     pc_conf_free(&c);
@@ -284,16 +294,14 @@ test_overrides(void **state)
     char err[256];
 
     assert_int_equal(pc_conf_init(&c), 0);
-    assert_int_equal(pc_conf_set(&c, "log.level=trace", err, sizeof(err)), 0);
+    set_ok(&c, "log.level=trace");
     assert_string_equal(c.log_level, "trace");
-    assert_int_equal(pc_conf_set(&c, "limits.flood_rate=100", err,
-                                 sizeof(err)), 0);
+    set_ok(&c, "limits.flood_rate=100");
     assert_int_equal(c.flood_rate, 100);
     /* The value may hold '=' and '.'. */
-    assert_int_equal(pc_conf_set(&c, "database.conninfo=host=db.example "
-                                     "dbname=pchat", err, sizeof(err)), 0);
+    set_ok(&c, "database.conninfo=host=db.example dbname=pchat");
     assert_string_equal(c.db_conninfo, "host=db.example dbname=pchat");
-    assert_int_equal(pc_conf_set(&c, "listen.tls=", err, sizeof(err)), 0);
+    set_ok(&c, "listen.tls=");
     assert_string_equal(c.listen_tls, "");
 
     assert_int_equal(pc_conf_set(&c, "nodot=1.5", err, sizeof(err)),
@@ -330,8 +338,7 @@ test_override_after_file(void **state)
     assert_int_equal(pc_conf_init(&c), 0);
     assert_int_equal(pc_conf_load(&c, path, err, sizeof(err)), 0);
     assert_int_equal(c.flood_burst, 3);
-    assert_int_equal(pc_conf_set(&c, "limits.flood_burst=9", err,
-                                 sizeof(err)), 0);
+    set_ok(&c, "limits.flood_burst=9");
     assert_int_equal(c.flood_burst, 9);
     pc_conf_free(&c);
     (void)unlink(path);
@@ -344,23 +351,21 @@ test_validate(void **state)
     char err[256];
 
     assert_int_equal(pc_conf_init(&c), 0);
-    assert_int_equal(pc_conf_set(&c, "tls.cert=/c.pem", err, sizeof(err)), 0);
+    set_ok(&c, "tls.cert=/c.pem");
     assert_int_equal(pc_conf_validate(&c, err, sizeof(err)), PC_ECONFIG);
-    assert_int_equal(pc_conf_set(&c, "tls.key=/k.pem", err, sizeof(err)), 0);
+    set_ok(&c, "tls.key=/k.pem");
     assert_int_equal(pc_conf_validate(&c, err, sizeof(err)), 0);
 
-    assert_int_equal(pc_conf_set(&c, "database.backoff_min_ms=9000", err,
-                                 sizeof(err)), 0);
+    set_ok(&c, "database.backoff_min_ms=9000");
     assert_int_equal(pc_conf_validate(&c, err, sizeof(err)), PC_ECONFIG);
     assert_string_equal(err, "database.backoff_min_ms (9000) is larger than "
                              "database.backoff_max_ms (5000)");
-    assert_int_equal(pc_conf_set(&c, "database.backoff_max_ms=9000", err,
-                                 sizeof(err)), 0);
+    set_ok(&c, "database.backoff_max_ms=9000");
     assert_int_equal(pc_conf_validate(&c, err, sizeof(err)), 0);
 
-    assert_int_equal(pc_conf_set(&c, "listen.plain=", err, sizeof(err)), 0);
+    set_ok(&c, "listen.plain=");
     assert_int_equal(pc_conf_validate(&c, err, sizeof(err)), 0);
-    assert_int_equal(pc_conf_set(&c, "listen.tls=", err, sizeof(err)), 0);
+    set_ok(&c, "listen.tls=");
     assert_int_equal(pc_conf_validate(&c, err, sizeof(err)), PC_ECONFIG);
     assert_string_equal(err, "no listener: set listen.plain or listen.tls");
 
@@ -488,11 +493,9 @@ test_dump_roundtrip(void **state)
     char err[256];
 
     assert_int_equal(pc_conf_init(&a), 0);
-    assert_int_equal(pc_conf_set(&a, "log.syslog=on", err, sizeof(err)), 0);
-    assert_int_equal(pc_conf_set(&a, "listen.plain=[::]:6667, 0.0.0.0:6668",
-                                 err, sizeof(err)), 0);
-    assert_int_equal(pc_conf_set(&a, "history.replay=0", err, sizeof(err)),
-                     0);
+    set_ok(&a, "log.syslog=on");
+    set_ok(&a, "listen.plain=[::]:6667, 0.0.0.0:6668");
+    set_ok(&a, "history.replay=0");
     char *text = dump(&a);
     assert_non_null(strstr(text, "[server]\nname = pchat.local\n"));
     assert_non_null(strstr(text, "\n[log]\nlevel = notice\nsyslog = yes\n"));
@@ -555,8 +558,7 @@ test_example(void **state)
     free(text);
     assert_int_equal(pc_conf_init(&a), 0);
     assert_int_equal(pc_conf_init(&b), 0);
-    assert_int_equal(pc_conf_set(&b, "server.name=other", err, sizeof(err)),
-                     0);
+    set_ok(&b, "server.name=other");
     assert_int_equal(pc_conf_load(&b, path, err, sizeof(err)), 0);
     char *da = dump(&a), *db = dump(&b);
     assert_string_equal(da, db);
