@@ -3,10 +3,12 @@
 #include "net/net.h"
 
 #include <errno.h>
-#include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -16,45 +18,80 @@
 #include "util/log.h"
 #include "util/time.h"
 
-/* Connections and listeners.
+/* Listeners and client connections.
  *
- * Memory per idle connection is the point of several choices here: one
- * 64 KiB read buffer per loop shared by all connections (data is handed to
- * the owner synchronously), output buffers allocated only while there is
- * output, and OpenSSL's memory BIOs replaced when a burst made them grow.
+ * Memory per idle connection drives several choices here:
+ * - one 64 KiB read buffer per pc_net, shared by every connection (the data
+ *   is handed to on_read synchronously, and TLS plaintext reuses it once the
+ *   ciphertext sits in the memory BIO);
+ * - no input buffer in net at all, and an output buffer only while there is
+ *   output (freed when drained);
+ * - the write request and the bytes it carries are one allocation that
+ *   exists only while a write is in flight;
+ * - OpenSSL's memory BIOs are replaced when a burst made them grow, and
+ *   SSL_MODE_RELEASE_BUFFERS frees the record buffers of idle connections.
  *
  * Output is only queued by pc_conn_write(); pc_net_flush(), once per loop
- * pass, turns everything a connection got in that pass into one write (and
- * for TLS one SSL_write, so one record instead of one per line). */
+ * pass, turns what a connection got in that pass into uv_try_write calls
+ * (and for TLS into 16 KiB records, not one record per line), and queues a
+ * single uv_write for what the socket did not take.
+ *
+ * The listener owns its socket and watches it with a uv_poll_t instead of
+ * uv_listen(), because libuv has no way to stop accepting on a listening
+ * stream: on EMFILE its accept loop would call us back with the same error
+ * until the descriptor limit eases. Here an accept error stops the poll
+ * handle for NET_ACCEPT_PAUSE_MS and leaves the clients in the backlog, as
+ * nginx does. */
 
 #define NET_READ_BUF (64 * 1024)
+#define NET_STAGE_BUF (64 * 1024)   /* TLS ciphertext staged for the socket */
+#define NET_TLS_CHUNK (16 * 1024)   /* plaintext per SSL_write (one record) */
+#define NET_TLS_SLACK 1024          /* room left for a record's overhead */
 #define NET_SENDQ_DEFAULT (1024 * 1024)
-#define NET_BIO_KEEP 4096 /* replace a drained BIO that grew past this */
+#define NET_BIO_KEEP 4096           /* replace an empty BIO that grew past */
 #define NET_BACKLOG 4096
+#define NET_ACCEPT_BATCH 128        /* accepts per wake-up, for fairness */
+#define NET_ACCEPT_PAUSE_MS 500
+#define NET_ACCEPT_LOG_MS 10000     /* at most one accept warning per 10 s */
+#define NET_KEEPALIVE_S 60
+#define NET_CLOSE_LINGER_MS 10000   /* a closing peer that reads nothing */
 
 struct pc_net {
     uv_loop_t *loop;
-    char rbuf[NET_READ_BUF];
-    bool rbuf_busy;
-    struct pc_conn *dirty; /* connections with output or a pending close */
+    struct pc_conn *dirty; /* connections with output or a close to do */
     uint64_t next_id;
-    uint64_t accept_errors_logged_ms;
+    uint64_t accept_log_ms; /* next time an accept error may be logged */
+    unsigned accept_errors; /* accept errors not logged since then */
+    char rbuf[NET_READ_BUF];
+    char stage[NET_STAGE_BUF];
 };
 
 struct pc_listener {
-    uv_tcp_t tcp;
+    uv_poll_t poll;
+    uv_timer_t pause; /* resumes accepting after an error */
     struct pc_net *net;
     SSL_CTX *tls;
     pc_accept_cb cb;
     void *arg;
+    int fd;
     int port;
+    int handles; /* handles not yet closed, once stopping */
+    bool stopping;
 };
 
 enum conn_state {
     CONN_OPEN,
     CONN_CLOSING, /* flush what is queued, then close */
-    CONN_ABORT,   /* close now, drop output */
+    CONN_ABORT,   /* close at the next flush, drop output */
     CONN_CLOSED   /* uv_close called */
+};
+
+/* One write in flight: the request and the bytes it points at. */
+struct net_wreq {
+    uv_write_t req;
+    struct pc_conn *conn;
+    char *mem; /* owned: freed with the request */
+    size_t len;
 };
 
 struct pc_conn {
@@ -62,25 +99,25 @@ struct pc_conn {
     struct pc_net *net;
     const struct pc_conn_cbs *cbs;
     void *data;
-    uint64_t id;
     SSL *ssl;
-    struct pc_buf pending;  /* plaintext queued in this pass */
-    struct pc_buf wire;     /* bytes ready for the socket */
-    struct pc_buf inflight; /* bytes handed to uv_write */
-    uv_write_t wreq;
-    size_t sendq_max;
-    enum conn_state state;
-    enum pc_conn_reason why;
-    int err;
-    bool writing;
-    bool is_dirty;
-    bool handshaken;
-    bool in_read;
-    bool paused;
-    struct pc_conn *next_dirty;
     char *cert_fp;
-    char peer[48];
+    struct net_wreq *wreq;  /* the write in flight, or NULL */
+    uv_timer_t *linger;     /* bounds a close that waits for a write */
+    struct pc_conn *next_dirty;
+    struct pc_buf out;      /* queued output (TLS: plaintext) */
+    uint64_t id;
+    size_t sendq_max;
+    int err;
+    unsigned char state;    /* enum conn_state */
+    unsigned char why;      /* enum pc_conn_reason */
+    unsigned char handles;  /* handles not yet closed, once CLOSED */
+    bool is_dirty;
+    bool paused;
+    bool handshaken;
+    char peer[46];          /* INET6_ADDRSTRLEN */
 };
+
+static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 int
 pc_net_new(struct pc_net **out, uv_loop_t *loop)
@@ -115,7 +152,7 @@ mark_dirty(struct pc_conn *c)
 static int
 accept_any_cert(int ok, X509_STORE_CTX *ctx)
 {
-    /* A client certificate is optional and never validated against a CA
+    /* A client certificate is optional and never checked against a CA
      * here: its fingerprint is what binds it to an account (SASL EXTERNAL). */
     return 1;
 }
@@ -124,13 +161,16 @@ static void
 tls_error(char *err, size_t errlen, const char *what, const char *file)
 {
     char ossl[256] = "";
-    unsigned long e = ERR_get_error();
+    unsigned long e = ERR_peek_last_error();
+
     if (e != 0) {
         ERR_error_string_n(e, ossl, sizeof(ossl));
     }
     ERR_clear_error();
-    (void)snprintf(err, errlen, "%s %s%s%s", what, file ? file : "",
-                   ossl[0] ? ": " : "", ossl);
+    if (err != NULL && errlen > 0) {
+        (void)snprintf(err, errlen, "%s%s%s%s%s", what, file ? " " : "",
+                       file ? file : "", ossl[0] ? ": " : "", ossl);
+    }
 }
 
 SSL_CTX *
@@ -144,34 +184,47 @@ pc_tls_server_ctx(const char *cert_file, const char *key_file, char *err,
         tls_error(err, errlen, "cannot create a TLS context", NULL);
         return NULL;
     }
-    (void)SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+        tls_error(err, errlen, "cannot set the minimum TLS version", NULL);
+        goto fail;
+    }
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS
                               | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
                               | SSL_MODE_ENABLE_PARTIAL_WRITE);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION
                                  | SSL_OP_CIPHER_SERVER_PREFERENCE
                                  | SSL_OP_NO_COMPRESSION);
+    /* Ask for a client certificate, accept any or none. */
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_any_cert);
     (void)SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
-    /* Stateless tickets let reconnect storms resume without server state. */
+    /* No server-side cache: stateless tickets let a reconnect storm resume
+     * without per-session memory here, and one ticket is enough. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    (void)SSL_CTX_set_num_tickets(ctx, 1);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
         tls_error(err, errlen, "cannot load certificate", cert_file);
-        SSL_CTX_free(ctx);
-        return NULL;
+        goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-        tls_error(err, errlen, "cannot load private key", key_file);
-        SSL_CTX_free(ctx);
-        return NULL;
+        unsigned long e = ERR_peek_last_error();
+        tls_error(err, errlen,
+                  ERR_GET_LIB(e) == ERR_LIB_X509
+                          && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH
+                      ? "private key does not match certificate"
+                      : "cannot load private key",
+                  key_file);
+        goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
         tls_error(err, errlen, "private key does not match certificate",
                   key_file);
-        SSL_CTX_free(ctx);
-        return NULL;
+        goto fail;
     }
     return ctx;
+
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
 }
 
 /* Memory BIOs. */
@@ -186,80 +239,80 @@ new_mem_bio(void)
     return b;
 }
 
-static size_t
-bio_capacity(BIO *b)
+/* An empty BIO that grew during a burst is replaced, so that its buffer
+ * does not stay with an idle connection. */
+static bool
+bio_oversized(BIO *b)
 {
     BUF_MEM *bm = NULL;
+
+    if (BIO_ctrl_pending(b) != 0) {
+        return false;
+    }
     BIO_get_mem_ptr(b, &bm);
-    return bm ? bm->max : 0;
+    return bm != NULL && bm->max > NET_BIO_KEEP;
 }
 
-/* Moves TLS output into the wire buffer. Returns 0 or a negative code. */
-static int
-drain_wbio(struct pc_conn *c)
+static void
+tls_trim_bios(struct pc_conn *c)
 {
-    BIO *w = SSL_get_wbio(c->ssl);
-    char tmp[16384];
-    int n;
+    BIO *b;
 
-    while ((n = BIO_read(w, tmp, sizeof(tmp))) > 0) {
-        int rc = pc_buf_append(&c->wire, tmp, (size_t)n);
-        if (rc < 0) {
-            return rc;
-        }
+    if (bio_oversized(SSL_get_rbio(c->ssl)) && (b = new_mem_bio()) != NULL) {
+        SSL_set0_rbio(c->ssl, b); /* frees the old one */
     }
-    if (bio_capacity(w) > NET_BIO_KEEP) {
-        BIO *fresh = new_mem_bio();
-        if (fresh != NULL) {
-            SSL_set0_wbio(c->ssl, fresh);
-        }
+    if (bio_oversized(SSL_get_wbio(c->ssl)) && (b = new_mem_bio()) != NULL) {
+        SSL_set0_wbio(c->ssl, b);
     }
-    return 0;
 }
 
 /* Closing. */
 
+/* Stops reading and marks the connection for the flush that closes it.
+ * The first reason given is the one reported. */
 static void
-conn_fail(struct pc_conn *c, enum pc_conn_reason why, int err)
+conn_end(struct pc_conn *c, enum conn_state to, enum pc_conn_reason why,
+         int err)
 {
-    if (c->state == CONN_CLOSED || c->state == CONN_ABORT) {
+    if (c->state >= to || c->state == CONN_CLOSED) {
         return;
     }
-    c->state = CONN_ABORT;
-    c->why = why;
-    c->err = err;
+    if (c->state == CONN_OPEN) {
+        c->why = (unsigned char)why;
+        c->err = err;
+        (void)uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+    c->state = (unsigned char)to;
     mark_dirty(c);
+}
+
+static void
+conn_abort(struct pc_conn *c, enum pc_conn_reason why, int err)
+{
+    conn_end(c, CONN_ABORT, why, err);
 }
 
 void
 pc_conn_close(struct pc_conn *c)
 {
-    if (c->state != CONN_OPEN) {
-        return;
-    }
-    c->state = CONN_CLOSING;
-    c->why = PC_CONN_LOCAL;
-    if (!c->paused) {
-        (void)uv_read_stop((uv_stream_t *)&c->tcp);
-    }
-    mark_dirty(c);
+    conn_end(c, CONN_CLOSING, PC_CONN_LOCAL, 0);
 }
 
 static void
-conn_closed(uv_handle_t *h)
+conn_handle_closed(uv_handle_t *h)
 {
     struct pc_conn *c = h->data;
 
+    if (--c->handles > 0) {
+        return;
+    }
     if (c->cbs != NULL && c->cbs->on_close != NULL) {
-        c->cbs->on_close(c, c->why, c->err);
+        c->cbs->on_close(c, (enum pc_conn_reason)c->why, c->err);
     }
-    if (c->ssl != NULL) {
-        SSL_free(c->ssl);
-    }
-    pc_buf_free(&c->pending);
-    pc_buf_free(&c->wire);
-    pc_buf_free(&c->inflight);
+    SSL_free(c->ssl); /* and its BIOs */
+    pc_buf_free(&c->out);
     free(c->cert_fp);
+    free(c->linger);
     free(c);
 }
 
@@ -267,278 +320,378 @@ static void
 conn_do_close(struct pc_conn *c)
 {
     c->state = CONN_CLOSED;
-    uv_close((uv_handle_t *)&c->tcp, conn_closed);
+    c->handles = 1;
+    if (c->linger != NULL) {
+        c->handles++;
+        uv_close((uv_handle_t *)c->linger, conn_handle_closed);
+    }
+    /* A write in flight gets its callback (UV_ECANCELED) before ours. */
+    uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+}
+
+static void
+linger_expired(uv_timer_t *t)
+{
+    struct pc_conn *c = t->data;
+    conn_abort(c, PC_CONN_ERROR, PC_ETIMEDOUT);
+}
+
+/* Waits at most NET_CLOSE_LINGER_MS for the peer to take the last output. */
+static void
+conn_start_linger(struct pc_conn *c)
+{
+    if (c->linger != NULL) {
+        return;
+    }
+    c->linger = malloc(sizeof(*c->linger));
+    if (c->linger == NULL) {
+        conn_abort(c, PC_CONN_ERROR, -ENOMEM);
+        return;
+    }
+    (void)uv_timer_init(c->net->loop, c->linger);
+    c->linger->data = c;
+    (void)uv_timer_start(c->linger, linger_expired, NET_CLOSE_LINGER_MS, 0);
 }
 
 /* Reading. */
 
 static void
-on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct pc_conn *c = h->data;
-    struct pc_net *n = c->net;
 
-    if (n->rbuf_busy) {
-        /* Cannot happen with one loop thread, but never share the buffer. */
-        buf->base = NULL;
-        buf->len = 0;
-        return;
-    }
-    n->rbuf_busy = true;
-    buf->base = n->rbuf;
-    buf->len = sizeof(n->rbuf);
+    buf->base = c->net->rbuf;
+    buf->len = sizeof(c->net->rbuf);
 }
 
 static void
 compute_fingerprint(struct pc_conn *c)
 {
-    X509 *cert = SSL_get1_peer_certificate(c->ssl);
+    static const char hex[] = "0123456789abcdef";
+    X509 *cert = SSL_get0_peer_certificate(c->ssl);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
 
-    if (cert == NULL) {
+    if (cert == NULL || X509_digest(cert, EVP_sha256(), md, &len) != 1) {
+        ERR_clear_error();
         return;
     }
-    if (X509_digest(cert, EVP_sha256(), md, &len) == 1) {
-        c->cert_fp = malloc((size_t)len * 2 + 1);
-        if (c->cert_fp != NULL) {
-            for (unsigned int i = 0; i < len; i++) {
-                (void)snprintf(c->cert_fp + 2 * i, 3, "%02x", md[i]);
-            }
-        }
+    c->cert_fp = malloc((size_t)len * 2 + 1);
+    if (c->cert_fp == NULL) {
+        return;
     }
-    X509_free(cert);
+    for (unsigned int i = 0; i < len; i++) {
+        c->cert_fp[2 * i] = hex[md[i] >> 4];
+        c->cert_fp[2 * i + 1] = hex[md[i] & 0xf];
+    }
+    c->cert_fp[2 * len] = '\0';
 }
 
 static void
 tls_read(struct pc_conn *c, const char *data, size_t len)
 {
-    BIO *r = SSL_get_rbio(c->ssl);
-    char plain[16384];
+    struct pc_net *n = c->net;
 
-    if (BIO_write(r, data, (int)len) != (int)len) {
-        conn_fail(c, PC_CONN_TLS, -ENOMEM);
+    if (BIO_write(SSL_get_rbio(c->ssl), data, (int)len) != (int)len) {
+        ERR_clear_error();
+        conn_abort(c, PC_CONN_ERROR, -ENOMEM);
         return;
     }
     if (!c->handshaken) {
         int rc = SSL_do_handshake(c->ssl);
-        if (rc == 1) {
-            c->handshaken = true;
-            compute_fingerprint(c);
-        } else {
+        if (rc != 1) {
             int e = SSL_get_error(c->ssl, rc);
+            ERR_clear_error();
             if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-                ERR_clear_error();
-                conn_fail(c, PC_CONN_TLS, PC_EPROTO);
+                conn_abort(c, PC_CONN_TLS, PC_EPROTO);
                 return;
             }
+        } else {
+            c->handshaken = true;
+            compute_fingerprint(c);
         }
     }
+    /* The ciphertext is in the BIO now, so the read buffer takes the
+     * plaintext. Everything read is delivered, even if on_read pauses. */
     while (c->handshaken && c->state == CONN_OPEN) {
-        int n = SSL_read(c->ssl, plain, sizeof(plain));
-        if (n > 0) {
-            c->cbs->on_read(c, plain, (size_t)n);
+        int k = SSL_read(c->ssl, n->rbuf, (int)sizeof(n->rbuf));
+        if (k > 0) {
+            c->cbs->on_read(c, n->rbuf, (size_t)k);
             continue;
         }
-        int e = SSL_get_error(c->ssl, n);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-            break;
-        }
+        int e = SSL_get_error(c->ssl, k);
         ERR_clear_error();
         if (e == SSL_ERROR_ZERO_RETURN) {
-            conn_fail(c, PC_CONN_EOF, 0); /* close_notify */
-        } else {
-            conn_fail(c, PC_CONN_TLS, PC_EPROTO);
+            conn_end(c, CONN_CLOSING, PC_CONN_EOF, 0); /* close_notify */
+        } else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+            conn_abort(c, PC_CONN_TLS, PC_EPROTO);
         }
-        return;
+        break;
     }
-    if (bio_capacity(r) > NET_BIO_KEEP && BIO_ctrl_pending(r) == 0) {
-        BIO *fresh = new_mem_bio();
-        if (fresh != NULL) {
-            SSL_set0_rbio(c->ssl, fresh);
-        }
-    }
-    /* Handshake messages, alerts, and (TLS 1.3) tickets to send. */
-    if (BIO_ctrl_pending(SSL_get_wbio(c->ssl)) > 0) {
-        if (drain_wbio(c) < 0) {
-            conn_fail(c, PC_CONN_ERROR, -ENOMEM);
-            return;
-        }
+    /* Handshake flights, tickets, alerts: out at the next flush, as is
+     * output queued before the handshake finished. */
+    if (BIO_ctrl_pending(SSL_get_wbio(c->ssl)) > 0
+        || (c->handshaken && c->out.len > 0)) {
         mark_dirty(c);
+    }
+    if (c->state != CONN_CLOSED) {
+        tls_trim_bios(c);
     }
 }
 
 static void
-on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct pc_conn *c = s->data;
 
-    c->net->rbuf_busy = false;
     if (nread == 0 || c->state != CONN_OPEN) {
         return;
     }
     if (nread < 0) {
-        conn_fail(c, nread == UV_EOF ? PC_CONN_EOF : PC_CONN_ERROR,
-                  nread == UV_EOF ? 0 : (int)nread);
+        if (nread == UV_EOF) {
+            conn_end(c, CONN_CLOSING, PC_CONN_EOF, 0);
+        } else {
+            conn_abort(c, PC_CONN_ERROR, (int)nread);
+        }
         return;
     }
-    c->in_read = true;
     if (c->ssl != NULL) {
         tls_read(c, buf->base, (size_t)nread);
     } else {
         c->cbs->on_read(c, buf->base, (size_t)nread);
     }
-    c->in_read = false;
 }
 
 /* Writing. */
 
+static size_t
+conn_queued(const struct pc_conn *c)
+{
+    size_t q = c->out.len + (c->wreq != NULL ? c->wreq->len : 0);
+    if (c->ssl != NULL) {
+        q += BIO_ctrl_pending(SSL_get_wbio(c->ssl));
+    }
+    return q;
+}
+
 int
 pc_conn_write(struct pc_conn *c, const char *data, size_t len)
 {
+    int rc;
+
     if (c->state != CONN_OPEN) {
         return PC_ECANCELED;
     }
-    size_t queued = c->pending.len + c->wire.len + c->inflight.len;
-    if (queued + len > c->sendq_max) {
-        conn_fail(c, PC_CONN_SENDQ, PC_E2BIG);
+    if (len > c->sendq_max || conn_queued(c) > c->sendq_max - len) {
+        conn_abort(c, PC_CONN_SENDQ, PC_E2BIG);
         return PC_E2BIG;
     }
-    int rc = pc_buf_append(&c->pending, data, len);
+    rc = pc_buf_append(&c->out, data, len);
     if (rc < 0) {
-        conn_fail(c, PC_CONN_SENDQ, rc);
+        conn_abort(c, PC_CONN_SENDQ, rc);
         return rc;
     }
     mark_dirty(c);
     return 0;
 }
 
-static void conn_flush(struct pc_conn *c);
-
 static void
-on_written(uv_write_t *req, int status)
+conn_written(uv_write_t *req, int status)
 {
-    struct pc_conn *c = req->data;
+    struct net_wreq *w = req->data;
+    struct pc_conn *c = w->conn;
 
-    c->writing = false;
-    pc_buf_free(&c->inflight);
-    if (status < 0) {
-        if (c->state != CONN_CLOSED) {
-            conn_fail(c, PC_CONN_ERROR, status);
-        }
+    c->wreq = NULL;
+    free(w->mem);
+    free(w);
+    if (c->state == CONN_CLOSED) {
         return;
     }
-    if (c->state != CONN_CLOSED && (c->wire.len > 0 || c->pending.len > 0
-                                    || c->state != CONN_OPEN)) {
-        mark_dirty(c);
+    if (status < 0) {
+        conn_abort(c, PC_CONN_ERROR, status);
+        return;
     }
+    mark_dirty(c); /* the rest, or the close that waited */
 }
 
-/* Encrypts (TLS) the pass's output into the wire buffer. */
+/* Writes len bytes at data now if the socket takes them, and queues the
+ * rest in the connection's one write request. mem, if not NULL, is the
+ * allocation holding data, given to the request (or freed); otherwise the
+ * rest is copied. */
 static int
-conn_encode(struct pc_conn *c)
+conn_send(struct pc_conn *c, char *data, size_t len, char *mem)
 {
-    if (c->pending.len == 0) {
-        return 0;
+    uv_buf_t b = uv_buf_init(data, (unsigned int)len);
+    struct net_wreq *w;
+    int rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+
+    if (rc == UV_EAGAIN) {
+        rc = 0;
     }
-    if (c->ssl == NULL) {
-        if (c->wire.len == 0) {
-            /* Swap instead of copying. */
-            struct pc_buf t = c->wire;
-            c->wire = c->pending;
-            c->pending = t;
-            c->wire.max = c->pending.max;
-            c->pending.max = t.max;
-            return 0;
+    if (rc < 0 || (size_t)rc == len) {
+        free(mem);
+        return rc < 0 ? rc : 0;
+    }
+    w = malloc(sizeof(*w));
+    if (w == NULL) {
+        free(mem);
+        return -ENOMEM;
+    }
+    w->conn = c;
+    w->len = len - (size_t)rc;
+    if (mem != NULL) {
+        w->mem = mem;
+        b = uv_buf_init(data + rc, (unsigned int)w->len);
+    } else {
+        w->mem = malloc(w->len);
+        if (w->mem == NULL) {
+            free(w);
+            return -ENOMEM;
         }
-        int rc = pc_buf_append(&c->wire, c->pending.data, c->pending.len);
-        pc_buf_free(&c->pending);
+        memcpy(w->mem, data + rc, w->len);
+        b = uv_buf_init(w->mem, (unsigned int)w->len);
+    }
+    w->req.data = w;
+    rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_written);
+    if (rc < 0) {
+        free(w->mem);
+        free(w);
         return rc;
     }
-    if (!c->handshaken) {
-        return 0; /* kept until the handshake is done */
+    c->wreq = w;
+    return 0;
+}
+
+static int
+flush_plain(struct pc_conn *c)
+{
+    char *mem = c->out.data;
+    size_t len = c->out.len;
+
+    if (len == 0) {
+        pc_buf_free(&c->out);
+        return 0;
     }
+    /* The buffer itself goes to the write request, without a copy. */
+    pc_buf_init(&c->out, c->out.max);
+    return conn_send(c, mem, len, mem);
+}
+
+/* Encrypts queued plaintext a record at a time into the staging buffer,
+ * with whatever the handshake left in the BIO, and writes it out until the
+ * socket is full. Plaintext not yet encrypted stays queued. */
+static int
+flush_tls(struct pc_conn *c)
+{
+    struct pc_net *n = c->net;
     size_t off = 0;
-    while (off < c->pending.len) {
-        int n = SSL_write(c->ssl, c->pending.data + off,
-                          (int)(c->pending.len - off));
-        if (n <= 0) {
-            ERR_clear_error();
-            return PC_EPROTO;
-        }
-        off += (size_t)n;
+    bool shut = false;
+    int rc = 0;
+
+    if (!c->handshaken && c->state == CONN_CLOSING) {
+        pc_buf_free(&c->out); /* nothing can carry it */
     }
-    pc_buf_free(&c->pending);
-    return drain_wbio(c);
+    while (rc == 0 && c->wreq == NULL) {
+        size_t fill = 0;
+        for (;;) {
+            BIO *wbio = SSL_get_wbio(c->ssl);
+            if (BIO_ctrl_pending(wbio) > 0) {
+                int k = BIO_read(wbio, n->stage + fill,
+                                 (int)(sizeof(n->stage) - fill));
+                if (k > 0) {
+                    fill += (size_t)k;
+                }
+                if (k <= 0 || fill == sizeof(n->stage)) {
+                    break;
+                }
+                continue;
+            }
+            if (sizeof(n->stage) - fill < NET_TLS_CHUNK + NET_TLS_SLACK) {
+                break;
+            }
+            if (c->handshaken && off < c->out.len) {
+                size_t chunk = c->out.len - off;
+                if (chunk > NET_TLS_CHUNK) {
+                    chunk = NET_TLS_CHUNK;
+                }
+                int k = SSL_write(c->ssl, c->out.data + off, (int)chunk);
+                if (k <= 0) {
+                    ERR_clear_error();
+                    rc = PC_EPROTO;
+                    break;
+                }
+                off += (size_t)k;
+                continue;
+            }
+            if (c->state == CONN_CLOSING && c->handshaken && !shut
+                && off == c->out.len
+                && !(SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN)) {
+                shut = true;
+                (void)SSL_shutdown(c->ssl); /* close_notify */
+                ERR_clear_error();
+                continue;
+            }
+            break;
+        }
+        if (fill == 0) {
+            break;
+        }
+        if (rc == 0) {
+            rc = conn_send(c, n->stage, fill, NULL);
+        }
+    }
+    pc_buf_consume(&c->out, off);
+    if (c->out.len == 0) {
+        pc_buf_free(&c->out);
+    }
+    tls_trim_bios(c);
+    return rc;
+}
+
+static bool
+conn_drained(const struct pc_conn *c)
+{
+    return c->wreq == NULL && c->out.len == 0
+           && (c->ssl == NULL || BIO_ctrl_pending(SSL_get_wbio(c->ssl)) == 0);
 }
 
 static void
 conn_flush(struct pc_conn *c)
 {
+    int rc;
+
     if (c->state == CONN_CLOSED) {
         return;
     }
     if (c->state == CONN_ABORT) {
-        if (!c->writing) {
-            conn_do_close(c);
-        } else {
-            /* uv_close cancels the write; its callback runs first. */
-            conn_do_close(c);
-        }
-        return;
-    }
-    if (conn_encode(c) < 0) {
-        conn_fail(c, PC_CONN_TLS, PC_EPROTO);
         conn_do_close(c);
         return;
     }
-    if (c->state == CONN_CLOSING && c->ssl != NULL && c->handshaken
-        && c->pending.len == 0 && !(SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN)) {
-        (void)SSL_shutdown(c->ssl);
-        ERR_clear_error();
-        (void)drain_wbio(c);
+    if (c->wreq != NULL) {
+        return; /* its callback marks the connection again */
     }
-    if (!c->writing && c->wire.len > 0) {
-        uv_buf_t b = uv_buf_init(c->wire.data, (unsigned)c->wire.len);
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (n < 0 && n != UV_EAGAIN) {
-            conn_fail(c, PC_CONN_ERROR, n);
-            conn_do_close(c);
-            return;
-        }
-        size_t done = n > 0 ? (size_t)n : 0;
-        if (done == c->wire.len) {
-            pc_buf_reset(&c->wire);
-            pc_buf_shrink(&c->wire);
-        } else {
-            /* The rest goes out with uv_write; its bytes must stay put. */
-            pc_buf_consume(&c->wire, done);
-            c->inflight = c->wire;
-            pc_buf_init(&c->wire, c->inflight.max);
-            b = uv_buf_init(c->inflight.data, (unsigned)c->inflight.len);
-            c->wreq.data = c;
-            int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1,
-                              on_written);
-            if (rc < 0) {
-                pc_buf_free(&c->inflight);
-                conn_fail(c, PC_CONN_ERROR, rc);
-                conn_do_close(c);
-                return;
-            }
-            c->writing = true;
-        }
-    }
-    if (c->state == CONN_CLOSING && !c->writing && c->wire.len == 0
-        && (c->pending.len == 0 || (c->ssl != NULL && !c->handshaken))) {
+    rc = c->ssl != NULL ? flush_tls(c) : flush_plain(c);
+    if (rc < 0) {
+        conn_end(c, CONN_ABORT,
+                 rc == PC_EPROTO ? PC_CONN_TLS : PC_CONN_ERROR, rc);
         conn_do_close(c);
+        return;
+    }
+    if (c->state == CONN_CLOSING) {
+        if (conn_drained(c)) {
+            conn_do_close(c);
+        } else {
+            conn_start_linger(c);
+        }
     }
 }
 
 void
 pc_net_flush(struct pc_net *n)
 {
-    /* Connections marked during this walk (write callbacks cannot run
-     * here) go on a fresh list for the next pass. */
+    /* A connection marked again during the walk (an abort found while
+     * flushing) is taken by the next round; write callbacks cannot run
+     * here, so this ends. */
     while (n->dirty != NULL) {
         struct pc_conn *list = n->dirty;
         n->dirty = NULL;
@@ -554,75 +707,160 @@ pc_net_flush(struct pc_net *n)
 
 /* Accepting. */
 
-static void
-on_connection(uv_stream_t *server, int status)
-{
-    struct pc_listener *l = server->data;
-    struct pc_net *n = l->net;
-    struct pc_conn *c;
+static void listener_on_readable(uv_poll_t *p, int status, int events);
 
-    if (status < 0) {
-        uint64_t now = pc_now_ms();
-        if (now - n->accept_errors_logged_ms > 10000) {
-            n->accept_errors_logged_ms = now;
-            pc_log(PC_LOG_WARN, "net", "accept failed: %s (descriptor "
-                   "limit?)", uv_strerror(status));
-        }
+static void
+accept_resume(uv_timer_t *t)
+{
+    struct pc_listener *l = t->data;
+    if (!l->stopping) {
+        (void)uv_poll_start(&l->poll, UV_READABLE, listener_on_readable);
+    }
+}
+
+/* Stops accepting for a while; the backlog keeps the clients waiting. */
+static void
+accept_pause(struct pc_listener *l, int err)
+{
+    struct pc_net *n = l->net;
+    uint64_t now = pc_now_ms();
+
+    if (l->stopping) {
         return;
     }
-    c = calloc(1, sizeof(*c));
+    if (now >= n->accept_log_ms) {
+        pc_log(PC_LOG_WARN, "net",
+               "accept failed, pausing accepts: %s port=%d pause_ms=%d "
+               "suppressed=%u",
+               pc_strerror(err), l->port, NET_ACCEPT_PAUSE_MS,
+               n->accept_errors);
+        n->accept_log_ms = now + NET_ACCEPT_LOG_MS;
+        n->accept_errors = 0;
+    } else {
+        n->accept_errors++;
+    }
+    (void)uv_poll_stop(&l->poll);
+    (void)uv_timer_start(&l->pause, accept_resume, NET_ACCEPT_PAUSE_MS, 0);
+}
+
+static void
+conn_free_unopened(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void
+peer_name(const struct sockaddr_storage *ss, char *out, size_t outlen)
+{
+    int rc;
+
+    if (ss->ss_family == AF_INET6) {
+        rc = uv_ip6_name((const struct sockaddr_in6 *)ss, out, outlen);
+    } else if (ss->ss_family == AF_INET) {
+        rc = uv_ip4_name((const struct sockaddr_in *)ss, out, outlen);
+    } else {
+        rc = UV_EINVAL;
+    }
+    if (rc != 0) {
+        (void)snprintf(out, outlen, "unknown");
+    }
+}
+
+/* Wraps an accepted socket. Returns 0 or a negative code (fd closed). */
+static int
+conn_accept(struct pc_listener *l, int fd, const struct sockaddr_storage *ss)
+{
+    struct pc_net *n = l->net;
+    struct pc_conn *c = calloc(1, sizeof(*c));
+    int rc;
+
     if (c == NULL) {
-        return;
+        (void)close(fd);
+        return -ENOMEM;
     }
     c->net = n;
-    c->id = ++n->next_id;
     c->sendq_max = NET_SENDQ_DEFAULT;
-    pc_buf_init(&c->pending, SIZE_MAX / 2);
-    pc_buf_init(&c->wire, SIZE_MAX / 2);
-    pc_buf_init(&c->inflight, SIZE_MAX / 2);
+    pc_buf_init(&c->out, SIZE_MAX / 2);
     (void)uv_tcp_init(n->loop, &c->tcp);
     c->tcp.data = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        c->state = CONN_CLOSED;
-        uv_close((uv_handle_t *)&c->tcp, conn_closed);
-        return;
+    rc = uv_tcp_open(&c->tcp, fd);
+    if (rc != 0) {
+        (void)close(fd);
+        uv_close((uv_handle_t *)&c->tcp, conn_free_unopened);
+        return rc;
     }
     (void)uv_tcp_nodelay(&c->tcp, 1);
-    (void)uv_tcp_keepalive(&c->tcp, 1, 60);
-
-    struct sockaddr_storage ss;
-    int sslen = sizeof(ss);
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            (void)uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer,
-                              sizeof(c->peer));
-        } else {
-            (void)uv_ip4_name((struct sockaddr_in *)&ss, c->peer,
-                              sizeof(c->peer));
-        }
-    }
+    (void)uv_tcp_keepalive(&c->tcp, 1, NET_KEEPALIVE_S);
+    peer_name(ss, c->peer, sizeof(c->peer));
     if (l->tls != NULL) {
-        c->ssl = SSL_new(l->tls);
         BIO *r = new_mem_bio();
         BIO *w = new_mem_bio();
+        c->ssl = SSL_new(l->tls);
         if (c->ssl == NULL || r == NULL || w == NULL) {
             BIO_free(r);
             BIO_free(w);
-            c->state = CONN_CLOSED;
-            uv_close((uv_handle_t *)&c->tcp, conn_closed);
-            return;
+            ERR_clear_error();
+            uv_close((uv_handle_t *)&c->tcp, conn_free_unopened);
+            SSL_free(c->ssl);
+            return -ENOMEM;
         }
         SSL_set_bio(c->ssl, r, w);
         SSL_set_accept_state(c->ssl);
     }
+    c->id = ++n->next_id;
+    /* Reading starts first, so the accept callback may pause or close;
+     * nothing is read before it returns. */
+    rc = uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_on_read);
     l->cb(l, c, l->arg);
-    if (c->cbs == NULL) {
-        conn_fail(c, PC_CONN_LOCAL, 0);
+    if (c->cbs == NULL || c->cbs->on_read == NULL) {
+        conn_end(c, CONN_CLOSING, PC_CONN_LOCAL, 0);
+    } else if (rc != 0) {
+        conn_abort(c, PC_CONN_ERROR, rc);
+    }
+    return 0;
+}
+
+static void
+listener_on_readable(uv_poll_t *p, int status, int events)
+{
+    struct pc_listener *l = p->data;
+
+    if (status < 0) {
+        accept_pause(l, status);
         return;
     }
-    if (c->state == CONN_OPEN
-        && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-        conn_fail(c, PC_CONN_ERROR, -EIO);
+    for (int i = 0; i < NET_ACCEPT_BATCH && !l->stopping; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sslen = sizeof(ss);
+        int fd = accept4(l->fd, (struct sockaddr *)&ss, &sslen,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+#if EWOULDBLOCK != EAGAIN
+            if (e == EWOULDBLOCK) {
+                e = EAGAIN;
+            }
+#endif
+            if (e == EAGAIN) {
+                return;
+            }
+            /* The client gave up, or Linux passed on a network error of the
+             * new connection: try the next one. */
+            if (e == EINTR || e == ECONNABORTED || e == EPROTO || e == EPERM
+                || e == ENETDOWN || e == ENOPROTOOPT || e == EHOSTDOWN
+                || e == ENONET || e == EHOSTUNREACH || e == EOPNOTSUPP
+                || e == ENETUNREACH) {
+                continue;
+            }
+            /* EMFILE, ENFILE, ENOBUFS, ENOMEM and anything unexpected. */
+            accept_pause(l, -e);
+            return;
+        }
+        int rc = conn_accept(l, fd, &ss);
+        if (rc < 0) {
+            accept_pause(l, rc);
+            return;
+        }
     }
 }
 
@@ -632,44 +870,67 @@ pc_listener_start(struct pc_net *n, struct pc_listener **out,
                   void *arg)
 {
     struct sockaddr_storage ss;
-    struct pc_listener *l;
-    unsigned flags = 0;
+    socklen_t sslen;
+    struct pc_listener *l = NULL;
+    int one = 1;
+    int fd = -1;
     int rc;
 
     memset(&ss, 0, sizeof(ss));
+    if (port < 0 || port > 65535) {
+        return UV_EINVAL;
+    }
     if (strchr(host, ':') != NULL) {
         rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss);
-        flags = UV_TCP_IPV6ONLY;
+        sslen = sizeof(struct sockaddr_in6);
     } else {
         rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
+        sslen = sizeof(struct sockaddr_in);
     }
     if (rc != 0) {
         return rc;
     }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0
+        || (ss.ss_family == AF_INET6
+            && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one))
+                   != 0)
+        || bind(fd, (struct sockaddr *)&ss, sslen) != 0
+        || listen(fd, NET_BACKLOG) != 0) {
+        rc = -errno;
+        goto fail;
+    }
+    sslen = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) {
+        rc = -errno;
+        goto fail;
+    }
     l = calloc(1, sizeof(*l));
     if (l == NULL) {
-        return -ENOMEM;
+        rc = -ENOMEM;
+        goto fail;
     }
     l->net = n;
     l->cb = cb;
     l->arg = arg;
-    (void)uv_tcp_init(n->loop, &l->tcp);
-    l->tcp.data = l;
-    rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&ss, flags);
-    if (rc == 0) {
-        rc = uv_listen((uv_stream_t *)&l->tcp, NET_BACKLOG, on_connection);
-    }
+    l->fd = fd;
+    l->port = ntohs(ss.ss_family == AF_INET6
+                        ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                        : ((struct sockaddr_in *)&ss)->sin_port);
+    rc = uv_poll_init_socket(n->loop, &l->poll, fd);
     if (rc != 0) {
-        l->tls = NULL;
-        pc_listener_stop(l);
-        return rc;
+        goto fail; /* not initialised: nothing to close */
     }
-    struct sockaddr_storage bound;
-    int blen = sizeof(bound);
-    if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &blen) == 0) {
-        l->port = ntohs(bound.ss_family == AF_INET6
-                            ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                            : ((struct sockaddr_in *)&bound)->sin_port);
+    (void)uv_timer_init(n->loop, &l->pause);
+    l->poll.data = l;
+    l->pause.data = l;
+    rc = uv_poll_start(&l->poll, UV_READABLE, listener_on_readable);
+    if (rc != 0) {
+        pc_listener_stop(l); /* closes fd and frees l */
+        return rc;
     }
     if (tls != NULL) {
         (void)SSL_CTX_up_ref(tls);
@@ -677,6 +938,11 @@ pc_listener_start(struct pc_net *n, struct pc_listener **out,
     }
     *out = l;
     return 0;
+
+fail:
+    free(l);
+    (void)close(fd);
+    return rc;
 }
 
 int
@@ -700,16 +966,25 @@ static void
 listener_closed(uv_handle_t *h)
 {
     struct pc_listener *l = h->data;
-    if (l->tls != NULL) {
-        SSL_CTX_free(l->tls);
+
+    if (--l->handles > 0) {
+        return;
     }
+    (void)close(l->fd);
+    SSL_CTX_free(l->tls);
     free(l);
 }
 
 void
 pc_listener_stop(struct pc_listener *l)
 {
-    uv_close((uv_handle_t *)&l->tcp, listener_closed);
+    if (l->stopping) {
+        return;
+    }
+    l->stopping = true;
+    l->handles = 2;
+    uv_close((uv_handle_t *)&l->poll, listener_closed);
+    uv_close((uv_handle_t *)&l->pause, listener_closed);
 }
 
 /* Accessors. */
@@ -736,7 +1011,7 @@ pc_conn_id(const struct pc_conn *c)
 const char *
 pc_conn_peer(const struct pc_conn *c)
 {
-    return c->peer[0] ? c->peer : "unknown";
+    return c->peer;
 }
 
 bool
@@ -760,7 +1035,7 @@ pc_conn_set_sendq_max(struct pc_conn *c, size_t max)
 size_t
 pc_conn_pending(const struct pc_conn *c)
 {
-    return c->pending.len + c->wire.len + c->inflight.len;
+    return conn_queued(c);
 }
 
 void
@@ -776,7 +1051,11 @@ void
 pc_conn_resume(struct pc_conn *c)
 {
     if (c->paused && c->state == CONN_OPEN) {
-        (void)uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        int rc = uv_read_start((uv_stream_t *)&c->tcp, conn_alloc,
+                               conn_on_read);
+        if (rc != 0) {
+            conn_abort(c, PC_CONN_ERROR, rc);
+        }
     }
     c->paused = false;
 }
