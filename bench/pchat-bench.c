@@ -530,15 +530,22 @@ client_flush(struct bench_client *c)
 }
 
 static void
-on_check(uv_check_t *h)
+flush_all(struct bench_worker *w)
 {
-    struct bench_worker *w = h->data;
     while (w->dirty != NULL) {
         struct bench_client *c = w->dirty;
         w->dirty = c->next_dirty;
         c->dirty = false;
         client_flush(c);
     }
+}
+
+/* After the poll phase: everything the input queued goes out in one write
+ * per client. */
+static void
+on_check(uv_check_t *h)
+{
+    flush_all(h->data);
 }
 
 /* ------------------------------------------------------------------ */
@@ -623,6 +630,9 @@ on_cap(struct bench_client *c, char *rest)
         c->caps_offered |= (uint8_t)bits;
         if (more) {
             return;
+        }
+        if (w->o->sasl != NULL && !(c->caps_offered & CAP_SASL)) {
+            w->st.err[E_SASL]++; /* asked for, not offered */
         }
         unsigned req = c->caps_offered & caps_wanted(w->o);
         if (req == 0) {
@@ -1241,6 +1251,9 @@ on_tick(uv_timer_t *t)
         }
     }
     w->t_last_tick_ns = now;
+    /* Timers run before the poll phase: posts queued here must not wait
+     * for the poll to return (up to a tick) before they are written. */
+    flush_all(w);
 }
 
 /* The parent's control pipe: "go <monotonic ns>\n", then EOF to quit. */
