@@ -2,6 +2,7 @@
 real pchatd per test (or per module), TLS certificates, free ports."""
 import itertools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -62,10 +63,18 @@ class Postgres:
 
 
 @pytest.fixture(scope="session")
-def workdir():
+def workdir(request):
+    for prog in (PCHATD, PCHATCTL):
+        if not os.access(prog, os.X_OK):
+            pytest.exit("%s not built: run make, or set PCHAT_BUILDDIR" % prog, 2)
     d = tempfile.mkdtemp(prefix="pchat-it-")
     os.chmod(d, 0o755)
     yield d
+    # Kept for inspection when something failed or PCHAT_KEEP_TMP is set.
+    if request.session.testsfailed or os.environ.get("PCHAT_KEEP_TMP"):
+        sys.stderr.write("\nintegration test files kept in %s\n" % d)
+    else:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +117,10 @@ class Server:
             "database.conninfo": self.conninfo,
             "database.post_timeout_ms": "2000",
             "database.backoff_max_ms": "500",
+            # Generous flood limits so that tests run at full speed; the
+            # flood tests set their own.
+            "limits.flood_burst": "1000",
+            "limits.flood_rate": "1000",
             "pool.control_socket": self.socket,
             "log.level": "info",
         }
@@ -157,6 +170,9 @@ class Server:
                 assert bad not in text, "sanitizer report:\n" + text[-5000:]
         return rc
 
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
     def restart(self):
         self.stop()
         self.start()
@@ -186,6 +202,9 @@ def server_factory(workdir, postgres, tls_cert):
         return s
 
     yield make
+    # A test that stopped PostgreSQL and failed before restarting it must not
+    # take the following tests down with it.
+    postgres.start()
     # Stop every server even if one of them fails its check.
     errors = []
     for s in servers:

@@ -82,6 +82,8 @@ class Client:
         self.seen = []
         self.nick = None
         self.closed = False
+        self.welcome = []
+        self.offered = {}
 
     # I/O
     def send_raw(self, data):
@@ -152,7 +154,9 @@ class Client:
         self.send("NICK " + nick)
         self.send("USER %s 0 * :%s real" % (user or nick, nick))
         if caps:
-            self.expect(lambda m: m.command == "CAP" and m.params[1] == "LS")
+            self.offered = self.cap_ls()
+            missing = [c for c in caps if c not in self.offered]
+            assert not missing, "server does not offer %r" % missing
             self.send("CAP REQ :" + " ".join(caps))
             ack = self.expect(lambda m: m.command == "CAP" and m.params[1] in ("ACK", "NAK"))
             assert ack.params[1] == "ACK", ack
@@ -161,6 +165,48 @@ class Client:
         self.expect(lambda m: welcome.append(m) or m.command in ("376", "422"))
         self.welcome = welcome
         return welcome
+
+    def cap_ls(self):
+        """Reads a (possibly multi-line) CAP LS reply: {cap: value or ""}."""
+        offered = {}
+        while True:
+            m = self.expect(lambda m: m.command == "CAP" and len(m.params) >= 3
+                            and m.params[1] == "LS", what="CAP LS")
+            for item in m.params[-1].split():
+                k, _, v = item.partition("=")
+                offered[k] = v
+            # "CAP * LS * :..." announces more lines (302).
+            if not (len(m.params) >= 4 and m.params[2] == "*"):
+                return offered
+
+    def isupport(self):
+        """ISUPPORT tokens from the 005 lines of registration: {name: value}."""
+        out = {}
+        for m in self.welcome:
+            if m.command == "005":
+                for tok in m.params[1:-1]:
+                    k, _, v = tok.partition("=")
+                    out[k] = v
+        return out
+
+    def collect_batch(self, start_pred, timeout=None):
+        """Waits for a BATCH +ref line matching start_pred and returns it with
+        the lines tagged batch=ref, up to the matching BATCH -ref."""
+        start = self.expect(lambda m: m.command == "BATCH" and m.params
+                            and m.params[0].startswith("+") and start_pred(m),
+                            timeout, what="BATCH start")
+        ref = start.params[0][1:]
+        lines = self.collect_until(
+            lambda m: m.command == "BATCH" and m.params[0] == "-" + ref, timeout)
+        # Lines outside the batch stay in self.seen (expect keeps them).
+        return start, [m for m in lines[:-1] if m.tags.get("batch") == ref]
+
+    def history(self, *args, timeout=None):
+        """Sends CHATHISTORY args and returns the messages of its batch."""
+        self.send("CHATHISTORY " + " ".join(str(a) for a in args))
+        start, msgs = self.collect_batch(lambda m: True, timeout)
+        assert start.params[1] == "chathistory", start
+        return msgs
 
     def join(self, channel):
         self.send("JOIN " + channel)
