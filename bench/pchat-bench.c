@@ -161,6 +161,7 @@ struct bench_opts {
     const char *sasl; /* user:pass */
     int server_pid;
     const char *nick_prefix;
+    const char *room_prefix;
     int body_len;
     /* Source addresses: nsrc of them (1 = let the kernel choose). */
     uint32_t src_base; /* host order; 0 = the count form */
@@ -677,7 +678,7 @@ on_registered(struct bench_client *c)
     w->st.t_last_registered = now_ns();
     if (c->room >= 0) {
         c->state = ST_JOINING;
-        client_send(c, "JOIN #%sr%d", w->o->nick_prefix, c->room);
+        client_send(c, "JOIN #%s%d", w->o->room_prefix, c->room);
     } else {
         c->state = ST_READY;
         w->st.joined++;
@@ -1089,8 +1090,8 @@ client_post(struct bench_client *c)
     if (padlen > (int)sizeof(pad) - 1) {
         padlen = (int)sizeof(pad) - 1;
     }
-    client_send(c, "PRIVMSG #%sr%d :pb %" PRIu64 " %u %" PRIu64 " %.*s",
-                w->o->nick_prefix, c->room, now_ns(), c->id, ++c->seq, padlen,
+    client_send(c, "PRIVMSG #%s%d :pb %" PRIu64 " %u %" PRIu64 " %.*s",
+                w->o->room_prefix, c->room, now_ns(), c->id, ++c->seq, padlen,
                 pad);
     c->pending++;
     if (w->measuring) {
@@ -1872,7 +1873,9 @@ usage(FILE *f)
         "  --cap                 request echo-message message-tags server-time\n"
         "                        labeled-response batch (else echo-message)\n"
         "  --sasl USER:PASS      SASL PLAIN during registration\n"
-        "  --nick-prefix X       nick and room prefix (default b)\n"
+        "  --nick-prefix X       nick prefix (default b): nicks are X<id>\n"
+        "  --room-prefix X       room prefix (default bench): rooms #X<n>;\n"
+        "                        generators sharing rooms share this\n"
         "  --server-pid PID      report the server's CPU and RSS from /proc\n"
         "  --json                one JSON object instead of the table\n");
 }
@@ -1957,7 +1960,8 @@ main(int argc, char **argv)
         {"json", 0, NULL, 'j'},        {"server-pid", 1, NULL, 'x'},
         {"nick-prefix", 1, NULL, 'N'}, {"body-len", 1, NULL, 'b'},
         {"cap", 0, NULL, 'C'},         {"sasl", 1, NULL, 'A'},
-        {"help", 0, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"room-prefix", 1, NULL, 'Q'}, {"help", 0, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct bench_opts o = {
         .host = "127.0.0.1",
@@ -1971,6 +1975,7 @@ main(int argc, char **argv)
         .warmup = 2,
         .connect_timeout = 120,
         .nick_prefix = "b",
+        .room_prefix = "bench",
         .body_len = 60,
         .nsrc = 1,
     };
@@ -2043,6 +2048,9 @@ main(int argc, char **argv)
         case 'N':
             o.nick_prefix = optarg;
             break;
+        case 'Q':
+            o.room_prefix = optarg;
+            break;
         case 'b':
             o.body_len = atoi(optarg);
             break;
@@ -2063,7 +2071,7 @@ main(int argc, char **argv)
     if (optind != argc || o.clients < 1 || o.procs < 1
         || o.procs > BENCH_MAX_PROCS || o.procs > o.clients || o.port < 1
         || o.port > 65535 || o.window < 1 || o.duration < 0 || o.warmup < 0
-        || strlen(o.nick_prefix) > 12) {
+        || strlen(o.nick_prefix) > 12 || strlen(o.room_prefix) > 32) {
         usage(stderr);
         return 2;
     }
