@@ -1743,10 +1743,14 @@ report(const struct bench_opts *o, const struct bench_plan *p,
                ", \"echo_clients\": %" PRIu64 ", ",
                t->attempted, t->connected, t->handshaken, t->registered,
                t->joined, t->held, t->echo_clients);
-        printf("\"connects_per_sec\": %.1f, \"handshakes_per_sec\": %.1f, "
+        char hs[32] = "null";
+        if (o->tls) {
+            (void)snprintf(hs, sizeof(hs), "%.1f", hs_rate);
+        }
+        printf("\"connects_per_sec\": %.1f, \"handshakes_per_sec\": %s, "
                "\"registrations_per_sec\": %.1f, \"connect_secs\": %.3f, "
                "\"join_secs\": %.3f, ",
-               conn_rate, hs_rate, reg_rate, reg_secs, join_secs);
+               conn_rate, hs, reg_rate, reg_secs, join_secs);
         printf("\"measure_secs\": %.3f, \"posts\": %" PRIu64
                ", \"posts_per_sec\": %.1f, \"acks\": %" PRIu64
                ", \"acks_per_sec\": %.1f, \"deliveries\": %" PRIu64
