@@ -31,6 +31,7 @@
 #include "util/err.h"
 
 #define BIG_LEN 1000000
+#define UPLOAD_LEN 600000
 #define WATCHDOG_MS 20000
 
 /* Certificates, made once. */
@@ -608,6 +609,64 @@ run_big(struct client *cl)
     cl->big_ok = ok && total == BIG_LEN;
 }
 
+/* Sends UPLOAD_LEN bytes in full-size records while the echo comes back,
+ * so that records straddle the server's reads. */
+static void *
+upload_writer(void *arg)
+{
+    struct client *cl = arg;
+    static char buf[UPLOAD_LEN];
+
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        buf[i] = (char)(i % 253);
+    }
+    for (size_t off = 0; off < sizeof(buf);) {
+        size_t n = sizeof(buf) - off < 16384 ? sizeof(buf) - off : 16384;
+        if (cl_write(cl, buf + off, n) != 0) {
+            cl->failures++;
+            break;
+        }
+        off += n;
+    }
+    return NULL;
+}
+
+static void
+run_upload(struct client *cl)
+{
+    static char buf[65536];
+    size_t total = 0;
+    bool ok = true;
+    pthread_t writer;
+
+    if (cl->ssl != NULL) {
+        /* One SSL object, two threads: only plain sockets write from the
+         * second thread; TLS writes first and reads after (the echo fits
+         * in the server's send queue). */
+        upload_writer(cl);
+    } else if (pthread_create(&writer, NULL, upload_writer, cl) != 0) {
+        cl->failures++;
+        return;
+    }
+    while (total < UPLOAD_LEN) {
+        ssize_t n = cl_read(cl, buf, sizeof(buf));
+        if (n <= 0) {
+            break;
+        }
+        for (ssize_t i = 0; i < n; i++) {
+            if ((unsigned char)buf[i] != (total + (size_t)i) % 253) {
+                ok = false;
+            }
+        }
+        total += (size_t)n;
+    }
+    if (cl->ssl == NULL) {
+        (void)pthread_join(writer, NULL);
+    }
+    CL_CHECK(cl, total == UPLOAD_LEN);
+    CL_CHECK(cl, ok);
+}
+
 static void
 run_no_read(struct client *cl)
 {
@@ -849,6 +908,31 @@ test_tls_big_write(void **state)
 }
 
 static void
+upload(bool tls)
+{
+    struct srv s;
+    struct client cl;
+
+    srv_start(&s, MODE_ECHO, tls);
+    cl_start(&cl, &s, tls, run_upload);
+    run_with_client(&s, &cl);
+    assert_int_equal(s.nread, UPLOAD_LEN);
+    assert_int_equal(s.why, PC_CONN_EOF);
+}
+
+static void
+test_plain_upload_echo(void **state)
+{
+    upload(false);
+}
+
+static void
+test_tls_upload_echo(void **state)
+{
+    upload(true);
+}
+
+static void
 sendq(bool tls)
 {
     struct srv s;
@@ -1079,7 +1163,12 @@ test_accept_emfile_pauses(void **state)
     int lowest;
 
     if (RUNNING_ON_VALGRIND) {
-        skip(); /* valgrind emulates the descriptor limit */
+        /* valgrind emulates the descriptor limit, so this case runs in the
+         * plain and ASan builds only. cmocka 1.1's skip() prints
+         * "not ok # SKIP", which automake's TAP driver counts as a
+         * failure, so return instead. */
+        print_message("# descriptor-limit case not run under valgrind\n");
+        return;
     }
     srv_start(&s, MODE_ECHO, false);
     memset(&e, 0, sizeof(e));
@@ -1132,6 +1221,8 @@ main(void)
         cmocka_unit_test(test_tls_client_cert),
         cmocka_unit_test(test_plain_big_write),
         cmocka_unit_test(test_tls_big_write),
+        cmocka_unit_test(test_plain_upload_echo),
+        cmocka_unit_test(test_tls_upload_echo),
         cmocka_unit_test(test_plain_sendq),
         cmocka_unit_test(test_tls_sendq),
         cmocka_unit_test(test_plain_peer_eof),
