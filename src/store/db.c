@@ -21,7 +21,11 @@
  * own sync point so that one failing statement does not abort the next.
  * Results come back in order; a query is finished when its sync arrives.
  * Deadlines apply only while a query waits: once sent, it either answers or
- * fails with PC_EUNKNOWN when the connection is lost. */
+ * fails with PC_EUNKNOWN when the connection is lost.
+ *
+ * pc_store_query() only queues; a prepare handle sends before the loop next
+ * waits, so that no callback ever runs from inside it and the queries of
+ * one loop pass leave in one write. */
 
 #define STORE_TICK_MS 25
 
@@ -61,6 +65,7 @@ struct pc_store {
     struct store_poll *poll;
     uv_timer_t conn_timer; /* connect timeout and backoff */
     uv_timer_t tick;       /* deadlines of waiting queries */
+    uv_prepare_t kick;     /* sends what pc_store_query() queued */
     uint32_t backoff_ms;
     struct store_query *wait_head, **wait_tail;
     struct store_query *fly_head, **fly_tail;
@@ -78,6 +83,8 @@ struct pc_store {
 
 static void store_fail_conn(struct pc_store *s, const char *why);
 static void store_pump(struct pc_store *s);
+static struct store_query *take_expired(struct pc_store *s);
+static void fail_expired(struct store_query *expired);
 
 const char *
 pc_store_state_name(enum pc_store_state st)
@@ -129,12 +136,10 @@ query_done(struct store_query *q, int status, PGresult *res)
 
 /* Polling. */
 
+/* One of the store's handles has closed; the last one frees the store. */
 static void
-poll_closed(uv_handle_t *h)
+handle_gone(struct pc_store *s)
 {
-    struct store_poll *p = h->data;
-    struct pc_store *s = p->s;
-    free(p);
     if (--s->handles == 0 && s->closing) {
         if (s->done_cb != NULL) {
             s->done_cb(s->done_arg);
@@ -142,6 +147,15 @@ poll_closed(uv_handle_t *h)
         free(s->conninfo);
         free(s);
     }
+}
+
+static void
+poll_closed(uv_handle_t *h)
+{
+    struct store_poll *p = h->data;
+    struct pc_store *s = p->s;
+    free(p);
+    handle_gone(s);
 }
 
 static void
@@ -157,16 +171,19 @@ poll_drop(struct pc_store *s)
 static void on_poll(uv_poll_t *h, int status, int events);
 
 /* Polls the connection's socket for `events`, re-creating the handle when
- * libpq has switched sockets (it may, between PQconnectPoll steps). */
+ * libpq has switched sockets (it may, between PQconnectPoll steps: another
+ * host or address, or a retry without SSL). `renew` re-creates it even if
+ * the number is the same, since the new socket may have the closed one's
+ * number, which epoll no longer watches. */
 static int
-poll_want(struct pc_store *s, int events)
+poll_want(struct pc_store *s, int events, bool renew)
 {
     int fd = PQsocket(s->conn);
 
     if (fd < 0) {
         return -EBADF;
     }
-    if (s->poll != NULL && s->poll->fd != fd) {
+    if (s->poll != NULL && (renew || s->poll->fd != fd)) {
         poll_drop(s);
     }
     if (s->poll == NULL) {
@@ -219,6 +236,9 @@ backoff(struct pc_store *s)
     /* Jitter of up to a quarter, so that a pool does not reconnect in step. */
     uint32_t jitter = ms / 4 ? (uint32_t)(pc_now_ms() % (ms / 4 + 1)) : 0;
     set_state(s, PC_STORE_BACKOFF);
+    if (s->closing) {
+        return; /* closed by the state callback */
+    }
     (void)uv_timer_start(&s->conn_timer, on_conn_timer, ms + jitter, 0);
 }
 
@@ -240,11 +260,22 @@ one_line(const char *msg, char *buf, size_t cap)
 }
 
 static void
+server_name(struct pc_store *s)
+{
+    const char *host = PQhost(s->conn), *port = PQport(s->conn);
+    (void)snprintf(s->server, sizeof(s->server), "%s:%s",
+                   host && *host ? host : "?", port && *port ? port : "?");
+}
+
+static void
 store_fail_conn(struct pc_store *s, const char *why)
 {
     char msg[512];
 
     if (!s->closing) {
+        if (s->server[0] == '\0' && s->conn != NULL) {
+            server_name(s); /* the host being tried */
+        }
         one_line(why, msg, sizeof(msg));
         bool repeat = strcmp(msg, s->last_error) == 0;
         s->failures++;
@@ -252,7 +283,7 @@ store_fail_conn(struct pc_store *s, const char *why)
                : repeat                   ? PC_LOG_DEBUG
                                           : PC_LOG_WARN,
                "store", "database %s: %s%s",
-               s->server[0] ? s->server : "(connecting)", msg,
+               s->server[0] ? s->server : "-", msg,
                repeat ? "" : " (retrying with backoff)");
         (void)snprintf(s->last_error, sizeof(s->last_error), "%s", msg);
     }
@@ -302,6 +333,9 @@ connect_start(struct pc_store *s)
     (void)snprintf(timeout, sizeof(timeout), "%u",
                    (s->cfg.connect_timeout_ms + 999) / 1000);
     set_state(s, PC_STORE_CONNECTING);
+    if (s->closing) {
+        return;
+    }
     s->setup_failed = false;
     s->conn = PQconnectStartParams(keys, vals, 1);
     if (s->conn == NULL) {
@@ -316,7 +350,7 @@ connect_start(struct pc_store *s)
     PQsetNoticeProcessor(s->conn, on_notice, s);
     (void)uv_timer_start(&s->conn_timer, on_conn_timer,
                          s->cfg.connect_timeout_ms, 0);
-    if (poll_want(s, UV_WRITABLE) < 0) {
+    if (poll_want(s, UV_WRITABLE, true) < 0) {
         store_fail_conn(s, "cannot poll the database socket");
     }
 }
@@ -369,9 +403,7 @@ static void
 connected(struct pc_store *s)
 {
     (void)uv_timer_stop(&s->conn_timer);
-    (void)snprintf(s->server, sizeof(s->server), "%s:%s",
-                   PQhost(s->conn) ? PQhost(s->conn) : "?",
-                   PQport(s->conn) ? PQport(s->conn) : "?");
+    server_name(s);
     if (!PQenterPipelineMode(s->conn) || send_setup(s) < 0) {
         store_fail_conn(s, PQerrorMessage(s->conn));
         return;
@@ -392,14 +424,22 @@ setup_result(struct pc_store *s, struct store_query *q)
         int version = 0;
         if (st == PGRES_TUPLES_OK && PQntuples(res) == 1) {
             version = atoi(PQgetvalue(res, 0, 0));
-        } else if (st == PGRES_FATAL_ERROR) {
-            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        } else {
+            const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
+                                    : NULL;
             if (state == NULL || strcmp(state, "42P01") != 0) {
                 pc_log(PC_LOG_ERR, "store", "schema check failed: %s",
-                       one_line(PQresultErrorMessage(res), msg, sizeof(msg)));
+                       one_line(res ? PQresultErrorMessage(res) : "no result",
+                                msg, sizeof(msg)));
                 s->setup_failed = true;
                 return;
             }
+            /* No pchat_schema table: version 0. */
+            pc_log(PC_LOG_ERR, "store", "database has no pchat schema "
+                   "(no table pchat_schema); apply the migrations: pchatctl "
+                   "db migrate");
+            s->setup_failed = true;
+            return;
         }
         if (version != pc_migrate_latest()) {
             if (version > pc_migrate_latest()) {
@@ -513,8 +553,16 @@ read_results(struct pc_store *s)
 static void
 store_pump(struct pc_store *s)
 {
+    struct store_query *expired = NULL;
+
     if (s->conn == NULL) {
         return;
+    }
+    /* A query past its deadline is never sent, even if the tick has not
+     * seen it yet: its caller may already have given up. */
+    if (s->state == PC_STORE_READY && s->wait_head != NULL
+        && s->nfly < s->cfg.max_in_flight) {
+        expired = take_expired(s);
     }
     while (s->state == PC_STORE_READY && s->wait_head != NULL
            && s->nfly < s->cfg.max_in_flight) {
@@ -534,6 +582,7 @@ store_pump(struct pc_store *s)
                 s->wait_tail = &q->next;
             }
             store_fail_conn(s, PQerrorMessage(s->conn));
+            fail_expired(expired);
             return;
         }
         fly_push(s, q);
@@ -541,11 +590,19 @@ store_pump(struct pc_store *s)
     int f = PQflush(s->conn);
     if (f < 0) {
         store_fail_conn(s, PQerrorMessage(s->conn));
-        return;
-    }
-    if (poll_want(s, UV_READABLE | (f == 1 ? UV_WRITABLE : 0)) < 0) {
+    } else if (poll_want(s, UV_READABLE | (f == 1 ? UV_WRITABLE : 0), false)
+               < 0) {
         store_fail_conn(s, "cannot poll the database socket");
     }
+    fail_expired(expired);
+}
+
+static void
+on_kick(uv_prepare_t *h)
+{
+    struct pc_store *s = h->data;
+    (void)uv_prepare_stop(h);
+    store_pump(s);
 }
 
 static void
@@ -558,8 +615,11 @@ on_poll(uv_poll_t *h, int status, int events)
         return;
     }
     if (status < 0) {
-        store_fail_conn(s, uv_strerror(status));
-        return;
+        /* An error on the socket (libuv stops polling it): let libpq find
+         * out what it is, so that it can move on to the next host and so
+         * that the log gets its message rather than libuv's. */
+        p->events = 0;
+        events = UV_READABLE | UV_WRITABLE;
     }
     if (s->state == PC_STORE_CONNECTING && s->nprepare == 0) {
         switch (PQconnectPoll(s->conn)) {
@@ -570,12 +630,12 @@ on_poll(uv_poll_t *h, int status, int events)
             connected(s);
             return;
         case PGRES_POLLING_READING:
-            if (poll_want(s, UV_READABLE) < 0) {
+            if (poll_want(s, UV_READABLE, true) < 0) {
                 store_fail_conn(s, "cannot poll the database socket");
             }
             return;
         default:
-            if (poll_want(s, UV_WRITABLE) < 0) {
+            if (poll_want(s, UV_WRITABLE, true) < 0) {
                 store_fail_conn(s, "cannot poll the database socket");
             }
             return;
@@ -584,6 +644,11 @@ on_poll(uv_poll_t *h, int status, int events)
     if (events & UV_READABLE) {
         read_results(s);
     }
+    if (s->conn != NULL && status < 0) {
+        /* libpq saw nothing wrong: do not spin on a broken socket. */
+        store_fail_conn(s, uv_strerror(status));
+        return;
+    }
     if (s->conn != NULL) {
         store_pump(s);
     }
@@ -591,10 +656,10 @@ on_poll(uv_poll_t *h, int status, int events)
 
 /* Deadlines. */
 
-static void
-on_tick(uv_timer_t *t)
+/* Takes the waiting queries whose deadline has passed out of the FIFO. */
+static struct store_query *
+take_expired(struct pc_store *s)
 {
-    struct pc_store *s = t->data;
     uint64_t now = pc_now_ms();
     struct store_query **pp = &s->wait_head;
     struct store_query *expired = NULL, **etail = &expired;
@@ -611,15 +676,31 @@ on_tick(uv_timer_t *t)
         }
     }
     s->wait_tail = pp;
-    if (s->wait_head == NULL) {
-        (void)uv_timer_stop(&s->tick);
-    }
-    /* Callbacks last: they may queue new queries. */
+    return expired;
+}
+
+/* Their callbacks, last thing before returning to the loop: they may queue
+ * new queries or close the store. */
+static void
+fail_expired(struct store_query *expired)
+{
     while (expired != NULL) {
         struct store_query *q = expired;
         expired = q->next;
         query_done(q, PC_ETIMEDOUT, NULL);
     }
+}
+
+static void
+on_tick(uv_timer_t *t)
+{
+    struct pc_store *s = t->data;
+    struct store_query *expired = take_expired(s);
+
+    if (s->wait_head == NULL) {
+        (void)uv_timer_stop(&s->tick);
+    }
+    fail_expired(expired);
 }
 
 /* API. */
@@ -660,9 +741,11 @@ pc_store_new(struct pc_store **out, uv_loop_t *loop,
     s->fly_tail = &s->fly_head;
     (void)uv_timer_init(loop, &s->conn_timer);
     (void)uv_timer_init(loop, &s->tick);
+    (void)uv_prepare_init(loop, &s->kick);
     s->conn_timer.data = s;
     s->tick.data = s;
-    s->handles = 2;
+    s->kick.data = s;
+    s->handles = 3;
     *out = s;
     return 0;
 }
@@ -716,8 +799,9 @@ pc_store_query(struct pc_store *s, enum pc_stmt stmt,
     if (deadline_ms != 0 && !uv_is_active((uv_handle_t *)&s->tick)) {
         (void)uv_timer_start(&s->tick, on_tick, STORE_TICK_MS, STORE_TICK_MS);
     }
-    /* Sending now is safe: results only come back from the loop. */
-    store_pump(s);
+    if (s->state == PC_STORE_READY) {
+        (void)uv_prepare_start(&s->kick, on_kick);
+    }
     return 0;
 }
 
@@ -734,16 +818,9 @@ pc_store_server(const struct pc_store *s)
 }
 
 static void
-timer_closed(uv_handle_t *h)
+own_handle_closed(uv_handle_t *h)
 {
-    struct pc_store *s = h->data;
-    if (--s->handles == 0) {
-        if (s->done_cb != NULL) {
-            s->done_cb(s->done_arg);
-        }
-        free(s->conninfo);
-        free(s);
-    }
+    handle_gone(h->data);
 }
 
 void
@@ -764,6 +841,7 @@ pc_store_close(struct pc_store *s, void (*done_cb)(void *), void *done_arg)
     s->wait_tail = &s->wait_head;
     store_fail_conn(s, "closing");
     s->state = PC_STORE_CLOSED;
-    uv_close((uv_handle_t *)&s->conn_timer, timer_closed);
-    uv_close((uv_handle_t *)&s->tick, timer_closed);
+    uv_close((uv_handle_t *)&s->conn_timer, own_handle_closed);
+    uv_close((uv_handle_t *)&s->tick, own_handle_closed);
+    uv_close((uv_handle_t *)&s->kick, own_handle_closed);
 }

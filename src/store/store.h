@@ -51,8 +51,10 @@ int pc_store_new(struct pc_store **out, uv_loop_t *loop,
 /* Starts connecting (asynchronously). */
 int pc_store_start(struct pc_store *s);
 /* Queues a statement. params are copied (NULL elements are SQL NULL);
- * deadline_ms is on pc_now_ms()'s clock, 0 for none. Returns 0, or a
- * negative code if the store is closed (the callback then never runs). */
+ * deadline_ms is on pc_now_ms()'s clock, 0 for none: a query still unsent
+ * then fails with PC_ETIMEDOUT, whether the database is up or not. It is
+ * sent before the loop next waits. Returns 0, or a negative code if the
+ * store is closed (the callback then never runs). */
 int pc_store_query(struct pc_store *s, enum pc_stmt stmt,
                    const char *const *params, int nparams,
                    uint64_t deadline_ms, pc_store_cb cb, void *arg);
@@ -60,8 +62,10 @@ enum pc_store_state pc_store_state(const struct pc_store *s);
 const char *pc_store_state_name(enum pc_store_state st);
 /* Host and port of the server now connected, for logs ("db1:5432"). */
 const char *pc_store_server(const struct pc_store *s);
-/* Fails every queued query with PC_ECANCELED, closes the connection and
- * frees the store once its handles are closed; done_cb may be NULL. */
+/* Fails every queued query with PC_ECANCELED (and every query already
+ * sent with PC_EUNKNOWN) before it returns, closes the connection and frees
+ * the store once its handles are closed; done_cb may be NULL. Safe from
+ * inside any of the store's callbacks; a second call does nothing. */
 void pc_store_close(struct pc_store *s, void (*done_cb)(void *),
                     void *done_arg);
 
