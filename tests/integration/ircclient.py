@@ -208,8 +208,8 @@ class Client:
         assert start.params[1] == "chathistory", start
         return msgs
 
-    def join(self, channel):
-        self.send("JOIN " + channel)
+    def join(self, channel, key=None):
+        self.send("JOIN " + channel + (" " + key if key else ""))
         self.expect(lambda m: m.command == "366" and m.params[1].lower() == channel.lower(),
                     what="end of NAMES for " + channel)
 

@@ -124,3 +124,49 @@ def test_away_whois_who_lusers_motd_version(server):
     assert a.expect("351").params[1].startswith("pchat-")
     a.send("MODE alice +i")
     assert a.expect("MODE").params == ["alice", "+i"]
+
+
+def test_operator_only_changes(server):
+    op, user = setup_pair(server, "#ops")
+    user.join("#ops")
+    op.send("NAMES #ops")
+    names = op.expect("353").params[-1].split()
+    assert sorted(names) == ["@op", "user"]
+    for cmd in ("MODE #ops +m", "MODE #ops +o user", "MODE #ops +k k", "KICK #ops op",
+                "INVITE someone #ops"):
+        user.send(cmd)
+        m = user.expect(lambda m: m.command in ("482", "401", "MODE", "KICK", "341"), what=cmd)
+        # Inviting a nick that does not exist may be answered 401 first.
+        assert m.command in (("482", "401") if cmd.startswith("INVITE") else ("482",)), (cmd, m)
+    op.send("MODE #ops")
+    assert op.expect("324").params[2] == "+nt"
+    # Mode changes reach every member with their parameters.
+    op.send("MODE #ops +o user")
+    m = user.expect("MODE")
+    assert m.nick == "op" and m.params == ["#ops", "+o", "user"]
+    op.expect("MODE")
+    user.send("MODE #ops -o op")
+    m = op.expect("MODE")
+    assert m.params == ["#ops", "-o", "op"]
+    op.send("MODE #ops +m")
+    assert op.expect(lambda m: m.command in ("482", "MODE")).command == "482"
+    op.send("NAMES #ops")
+    assert sorted(op.expect("353").params[-1].split()) == ["@user", "op"]
+
+
+def test_list_shows_users_and_topic(server):
+    a = server.client("alice")
+    b = server.client("bob")
+    a.join("#listed")
+    b.join("#listed")
+    a.send("TOPIC #listed :what we talk about")
+    a.expect("TOPIC")
+    c = server.client("carol")
+    c.send("LIST")
+    lines = c.collect_until(lambda m: m.command == "323")
+    row = next(m for m in lines if m.command == "322" and m.params[1] == "#listed")
+    assert row.params[2] == "2"
+    assert "what we talk about" in row.params[3]
+    c.send("LIST #listed")
+    lines = c.collect_until(lambda m: m.command == "323")
+    assert [m.params[1] for m in lines if m.command == "322"] == ["#listed"]

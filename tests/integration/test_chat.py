@@ -1,5 +1,10 @@
 """Registration, capabilities and chatting between real clients."""
+import socket
+import ssl
 import time
+import warnings
+
+import pytest
 
 from ircclient import ALL_CAPS, Client
 
@@ -9,13 +14,53 @@ def test_registration_and_isupport(server):
     nums = [m.command for m in c.welcome]
     for n in ("001", "002", "003", "004", "005", "251", "422"):
         assert n in nums, nums
-    isupport = " ".join(" ".join(m.params[1:-1]) for m in c.welcome if m.command == "005")
-    for token in ("CASEMAPPING=rfc1459", "CHATHISTORY=", "UTF8ONLY", "NETWORK=pchat",
-                  "MSGREFTYPES=msgid,timestamp", "PREFIX=(ov)@+"):
-        assert token in isupport, isupport
+    tokens = c.isupport()
+    assert tokens.get("CASEMAPPING") == "rfc1459", tokens
+    assert tokens.get("CHATHISTORY") == "500", tokens  # history.max default
+    assert "UTF8ONLY" in tokens and tokens["UTF8ONLY"] == ""
+    assert tokens.get("NETWORK") == "pchat"
+    assert tokens.get("MSGREFTYPES") == "msgid,timestamp"
+    assert tokens.get("PREFIX") == "(ov)@+"
+    assert tokens.get("CHANTYPES") == "#"
+    assert tokens.get("NICKLEN") == "30"
+    # Every 005 line ends with the usual trailing text, at most 13 tokens.
+    for m in c.welcome:
+        if m.command == "005":
+            assert m.params[-1] == "are supported by this server"
+            assert 1 <= len(m.params) - 2 <= 13
     welcome = next(m for m in c.welcome if m.command == "001")
     assert welcome.params[0] == "alice"
     assert welcome.source == "pchat.test"
+    assert next(m for m in c.welcome if m.command == "004").params[1] == "pchat.test"
+
+
+def test_isupport_follows_configuration(server_factory):
+    server = server_factory(server__network="ExampleNet", history__max=42,
+                            limits__nick_len=12, limits__channel_len=20)
+    c = server.client("alice")
+    tokens = c.isupport()
+    assert tokens["NETWORK"] == "ExampleNet"
+    assert tokens["CHATHISTORY"] == "42"
+    assert tokens["NICKLEN"] == "12"
+    assert tokens["CHANNELLEN"] == "20"
+    c.send("NICK " + "n" * 13)
+    assert c.expect(lambda m: m.command in ("432", "NICK")).command == "432"
+    c.send("JOIN #" + "c" * 20)
+    assert c.expect(lambda m: m.command in ("479", "403", "JOIN")).command != "JOIN"
+    c.ping_roundtrip()
+
+
+def test_pass_and_registration_order(server):
+    # PASS is accepted (and ignored); USER before NICK works too.
+    c = Client(server.port)
+    c.send("PASS secret")
+    c.send("USER u 0 * :real name")
+    c.send("NICK ordered")
+    c.expect("001")
+    c.expect(lambda m: m.command in ("376", "422"))
+    c.send("WHOIS ordered")
+    w = c.expect("311")
+    assert w.params[1] == "ordered" and w.params[-1] == "real name"
 
 
 def test_cap_negotiation(server):
@@ -54,6 +99,36 @@ def test_two_clients_chat_plain_and_tls(server):
     bob.send("PRIVMSG #room :hello from tls")
     got = alice.expect("PRIVMSG")
     assert got.params == ["#room", "hello from tls"] and got.nick == "bob"
+    assert bob.sock.version() in ("TLSv1.2", "TLSv1.3")
+    # Non-ASCII text crosses intact both ways.
+    bob.send("PRIVMSG #room :caf\u00e9 \u2713")
+    assert alice.expect("PRIVMSG").params[1] == "caf\u00e9 \u2713"
+
+
+def test_tls_before_1_2_is_refused(server):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx = old_tls_context()
+    s = socket.create_connection(("127.0.0.1", server.tls_port), timeout=5)
+    try:
+        with pytest.raises((ssl.SSLError, ConnectionResetError, EOFError)):
+            t = ctx.wrap_socket(s)
+            t.close()
+    finally:
+        s.close()
+    # The listener is unharmed.
+    server.client("modern", tls=True).ping_roundtrip()
+
+
+def old_tls_context():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    # Let the client itself offer TLS 1.0/1.1 (OpenSSL 3 needs level 0).
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    return ctx
 
 
 def test_echo_is_the_acknowledgement(server):
@@ -91,6 +166,28 @@ def test_labeled_ack_and_batch(server):
     c.send("@label=w1 WHOIS alice")
     single = c.expect(lambda m: m.tags.get("label") == "w1")
     assert single.command == "BATCH"
+    c.send("@label=who1 WHO #lab")
+    start, inner = c.collect_batch(lambda m: m.tags.get("label") == "who1")
+    assert start.params[1] == "labeled-response"
+    assert [m.command for m in inner] == ["352", "315"]
+    assert inner[0].params[5] == "alice"
+    # A command with exactly one line of output: the line itself is labeled.
+    c.send("@label=t1 PING :single")
+    pong = c.expect(lambda m: m.tags.get("label") == "t1")
+    assert pong.command == "PONG" and pong.params[-1] == "single"
+    # Errors are labeled too.
+    c.send("@label=e1 FROBNICATE")
+    err = c.expect(lambda m: m.tags.get("label") == "e1")
+    assert err.command == "421"
+    # Without a label: no ACK and no batch.
+    c.send("PONG :x")
+    c.send("NAMES #lab")
+    lines = c.collect_until(lambda m: m.command == "366")
+    assert all(m.command not in ("ACK", "BATCH") for m in lines)
+    # A label on a message to a channel comes back on the echo only.
+    c.send("@label=m1 PRIVMSG #lab :labeled")
+    echo = c.expect("PRIVMSG")
+    assert echo.tags.get("label") == "m1" and echo.tags.get("msgid")
 
 
 def test_notice_and_private_message(server):
@@ -100,13 +197,29 @@ def test_notice_and_private_message(server):
     b.join("#n")
     a.send("NOTICE #n :a notice")
     n = b.expect("NOTICE")
-    assert n.params == ["#n", "a notice"]
-    a.expect("NOTICE")  # echo
+    assert n.params == ["#n", "a notice"] and n.nick == "alice"
+    echo = a.expect("NOTICE")  # echo
+    assert echo.params == ["#n", "a notice"]
+    # A channel NOTICE is stored like a PRIVMSG, and private ones flow too.
+    assert server.query("SELECT count(*) FROM messages WHERE body = 'a notice'") == "1"
+    a.send("NOTICE bob :private notice")
+    assert b.expect("NOTICE").params == ["bob", "private notice"]
     a.send("PRIVMSG bob :just you")
     p = b.expect("PRIVMSG")
     assert p.params == ["bob", "just you"]
     a.send("PRIVMSG nobody :hi")
     assert a.expect("401").params[1] == "nobody"
+
+
+def test_notice_gets_no_error_replies(server):
+    """RFC 2812 3.3.2: servers MUST NOT send any error reply back to the
+    client on receipt of a NOTICE (Modern IRC says the same)."""
+    a = server.client("alice")
+    a.send("NOTICE nobody :into the void")
+    a.send("NOTICE #nowhere :into the void")
+    a.ping_roundtrip("after-notice")
+    errors = [m for m in a.seen if m.command.isdigit() and m.command >= "400"]
+    assert not errors, errors
 
 
 def test_nick_collision_and_change(server):
@@ -126,19 +239,43 @@ def test_nick_collision_and_change(server):
     assert b.expect("432")
 
 
-def test_topic_persists_across_restart(server):
+def test_topic_and_modes_persist_across_restart(server):
     a = server.client("alice")
     a.join("#topic")
     a.send("TOPIC #topic :the persistent topic")
     t = a.expect("TOPIC")
-    assert t.params == ["#topic", "the persistent topic"]
+    assert t.params == ["#topic", "the persistent topic"] and t.nick == "alice"
+    a.send("TOPIC #topic")
+    assert a.expect("332").params[1:] == ["#topic", "the persistent topic"]
+    a.send("MODE #topic +k sesame")
+    a.expect("MODE")
+    a.join("#notopic")
     a.close()
     server.restart()
+
     b = server.client("bob")
     b.send("JOIN #topic")
+    assert b.expect(lambda m: m.command in ("475", "JOIN")).command == "475"
+    b.send("JOIN #topic sesame")
     got = b.expect("332")
-    assert got.params[-1] == "the persistent topic"
-    assert b.expect("333").params[2].startswith("alice!")
+    assert got.params[1:] == ["#topic", "the persistent topic"]
+    w = b.expect("333")
+    assert w.params[1] == "#topic" and w.params[2].split("!")[0] == "alice"
+    assert abs(int(w.params[3]) - time.time()) < 120
+    b.expect("366")
+    b.send("TOPIC #topic")
+    assert b.expect("332").params[1:] == ["#topic", "the persistent topic"]
+    b.send("MODE #topic")
+    modes = b.expect("324")
+    assert "k" in modes.params[2] and "t" in modes.params[2]
+    # +t survived: a member without operator status may not change it.
+    c = server.client("carol")
+    c.join("#topic", "sesame")
+    c.send("TOPIC #topic :not an operator")
+    assert c.expect(lambda m: m.command in ("482", "TOPIC")).command == "482"
+    # A room without topic answers 331.
+    c.send("TOPIC #notopic")
+    assert c.expect(lambda m: m.command in ("331", "332", "403", "442")).command == "331"
 
 
 def test_quit_and_part_are_broadcast(server):
@@ -170,3 +307,47 @@ def test_many_rooms_and_clients(server):
     for i, c in enumerate(clients[1:], 1):
         if i % 4 != 0:
             assert all(m.command != "PRIVMSG" for m in c.drain(0.1))
+
+
+def test_motd_from_file(server_factory, tmp_path):
+    motd = tmp_path / "motd.txt"
+    motd.write_text("Welcome to the test server\nsecond line \u2713\n")
+    server = server_factory(server__motd_file=str(motd))
+    c = server.client("alice")
+    nums = [m.command for m in c.welcome]
+    assert "375" in nums and nums[-1] == "376" and "422" not in nums
+    text = [m.params[-1] for m in c.welcome if m.command == "372"]
+    assert any("Welcome to the test server" in t for t in text)
+    assert any("second line \u2713" in t for t in text)
+    c.send("MOTD")
+    lines = c.collect_until(lambda m: m.command in ("376", "422"))
+    assert [m.command for m in lines] == ["375", "372", "372", "376"]
+
+
+def test_idle_client_is_pinged_then_dropped(server_factory):
+    server = server_factory(limits__ping_interval_ms=1000, limits__ping_timeout_ms=1000)
+    lazy = server.client("lazy")
+    alive = server.client("alive")
+    lazy.join("#idle")
+    alive.join("#idle")
+    t0 = time.monotonic()
+    # recv_line does not answer PINGs: lazy never answers.
+    ping = None
+    while ping is None and time.monotonic() - t0 < 4:
+        m = lazy.recv_line(4)
+        if m is not None and m.command == "PING":
+            ping = m
+    assert ping is not None, "no PING after limits.ping_interval_ms"
+    # alive answers (expect() replies to PINGs) and stays.
+    q = alive.expect(lambda m: m.command == "QUIT" and m.nick == "lazy", timeout=5)
+    assert "timeout" in q.params[-1].lower()
+    elapsed = time.monotonic() - t0
+    assert 1.5 <= elapsed <= 5, elapsed
+    try:
+        err = lazy.expect("ERROR", timeout=2)
+        assert "timeout" in err.params[-1].lower()
+    except EOFError:
+        pass
+    alive.ping_roundtrip("still")
+    time.sleep(1.5)
+    alive.ping_roundtrip("still-after-interval")

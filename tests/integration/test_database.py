@@ -30,6 +30,14 @@ def test_database_down_then_back(server, postgres):
         assert all(m.command != "PRIVMSG" for m in b.drain(0.1))
         a.ping_roundtrip("still-here")
         b.ping_roundtrip("me-too")
+        # Without a label and from the other client: the same refusal.
+        t0 = time.monotonic()
+        b.send("PRIVMSG #db :while down 2")
+        fail = b.expect(lambda m: m.command in ("FAIL", "PRIVMSG"), timeout=10)
+        assert fail.command == "FAIL"
+        assert fail.params[:3] == ["PRIVMSG", "TEMPORARILY_UNAVAILABLE", "#db"]
+        assert time.monotonic() - t0 <= 6
+        assert all(m.command != "PRIVMSG" for m in a.drain(0.2))
     finally:
         postgres.start()
 
@@ -42,10 +50,17 @@ def test_database_down_then_back(server, postgres):
             break
         assert time.monotonic() < deadline, "posting did not come back"
         time.sleep(0.5)
+    assert m.tags.get("msgid")
     assert b.expect("PRIVMSG").params[1] == "after"
     bodies = server.query("SELECT string_agg(body, ',' ORDER BY seq) FROM messages")
     assert "while down" not in bodies
     assert bodies.startswith("before") and bodies.endswith("after")
+    # History agrees: the refused post never existed.
+    hist = [x.params[1] for x in b.history("LATEST", "#db", "*", 100)]
+    assert "while down" not in hist and "while down 2" not in hist
+    assert hist[0] == "before" and hist[-1] == "after"
+    assert set(hist) == {"before", "after"}
+    a.ping_roundtrip("end")
 
 
 def test_schema_check_refuses_newer_database(server_factory, postgres):
