@@ -48,24 +48,25 @@
  * handle for NET_ACCEPT_PAUSE_MS and leaves the clients in the backlog, as
  * nginx does. */
 
-#define NET_READ_BUF (64 * 1024)
-#define NET_TLS_CHUNK (16 * 1024)   /* plaintext per SSL_write (one record) */
-#define NET_TLS_BATCH (64 * 1024)   /* ciphertext per socket write */
-#define NET_SENDQ_DEFAULT (1024 * 1024)
-#define NET_BACKLOG 4096
-#define NET_ACCEPT_BATCH 128        /* accepts per wake-up, for fairness */
-#define NET_ACCEPT_PAUSE_MS 500
-#define NET_ACCEPT_LOG_MS 10000     /* at most one accept warning per 10 s */
-#define NET_KEEPALIVE_S 60
-#define NET_CLOSE_LINGER_MS 10000   /* a closing peer that reads nothing */
+#define NET_READ_BUF         (64 * 1024)
+#define NET_TLS_CHUNK        (16 * 1024) /* plaintext per SSL_write, a record */
+#define NET_TLS_BATCH        (64 * 1024) /* ciphertext per socket write */
+#define NET_SENDQ_DEFAULT    (1024 * 1024)
+#define NET_BACKLOG          4096
+#define NET_ACCEPT_BATCH     128 /* accepts per wake-up, for fairness */
+#define NET_ACCEPT_PAUSE_MS  500
+#define NET_ACCEPT_LOG_MS    10000 /* at most one accept warning per 10 s */
+#define NET_KEEPALIVE_S      60
+#define NET_CLOSE_TIMEOUT_MS 10000 /* a closing peer that reads nothing */
 
 struct pc_net {
     uv_loop_t *loop;
+    unsigned int close_timeout_ms;
     struct pc_conn *dirty; /* connections with output or a close to do */
     uint64_t next_id;
     uint64_t accept_log_ms; /* next time an accept error may be logged */
     unsigned accept_errors; /* accept errors not logged since then */
-    BIO_METHOD *bio_method;  /* the connections' TLS transport */
+    BIO_METHOD *bio_method; /* the connections' TLS transport */
     /* Ciphertext the TLS BIO of `tls_in_conn` may read, during tls_read. */
     const struct pc_conn *tls_in_conn;
     const char *tls_in;
@@ -109,21 +110,21 @@ struct pc_conn {
     void *data;
     SSL *ssl;
     char *cert_fp;
-    struct net_wreq *wreq;  /* the write in flight, or NULL */
-    uv_timer_t *linger;     /* bounds a close that waits for a write */
+    struct net_wreq *wreq; /* the write in flight, or NULL */
+    uv_timer_t *linger;    /* bounds a close that waits for a write */
     struct pc_conn *next_dirty;
-    struct pc_buf out;      /* queued output (TLS: plaintext) */
-    struct pc_buf wire;     /* TLS: ciphertext not yet written */
+    struct pc_buf out;  /* queued output (TLS: plaintext) */
+    struct pc_buf wire; /* TLS: ciphertext not yet written */
     uint64_t id;
     size_t sendq_max;
     int err;
-    unsigned char state;    /* enum conn_state */
-    unsigned char why;      /* enum pc_conn_reason */
-    unsigned char handles;  /* handles not yet closed, once CLOSED */
+    unsigned char state;   /* enum conn_state */
+    unsigned char why;     /* enum pc_conn_reason */
+    unsigned char handles; /* handles not yet closed, once CLOSED */
     bool is_dirty;
     bool paused;
     bool handshaken;
-    char peer[46];          /* INET6_ADDRSTRLEN */
+    char peer[46]; /* INET6_ADDRSTRLEN */
 };
 
 static BIO_METHOD *tls_bio_method(void);
@@ -136,6 +137,7 @@ pc_net_new(struct pc_net **out, uv_loop_t *loop)
         return -ENOMEM;
     }
     n->loop = loop;
+    n->close_timeout_ms = NET_CLOSE_TIMEOUT_MS;
     n->bio_method = tls_bio_method();
     if (n->bio_method == NULL) {
         ERR_clear_error();
@@ -144,6 +146,12 @@ pc_net_new(struct pc_net **out, uv_loop_t *loop)
     }
     *out = n;
     return 0;
+}
+
+void
+pc_net_set_close_timeout(struct pc_net *n, unsigned int timeout_ms)
+{
+    n->close_timeout_ms = timeout_ms;
 }
 
 void
@@ -386,10 +394,16 @@ static void
 linger_expired(uv_timer_t *t)
 {
     struct pc_conn *c = t->data;
+
+    /* The reason stays (the close was asked for); the error tells why the
+     * output was dropped. */
+    if (c->err == 0) {
+        c->err = PC_ETIMEDOUT;
+    }
     conn_abort(c, PC_CONN_ERROR, PC_ETIMEDOUT);
 }
 
-/* Waits at most NET_CLOSE_LINGER_MS for the peer to take the last output. */
+/* Waits a while for the peer to take the last output, not forever. */
 static void
 conn_start_linger(struct pc_conn *c)
 {
@@ -403,7 +417,8 @@ conn_start_linger(struct pc_conn *c)
     }
     (void)uv_timer_init(c->net->loop, c->linger);
     c->linger->data = c;
-    (void)uv_timer_start(c->linger, linger_expired, NET_CLOSE_LINGER_MS, 0);
+    (void)uv_timer_start(c->linger, linger_expired, c->net->close_timeout_ms,
+                         0);
 }
 
 /* Reading. */
@@ -710,8 +725,8 @@ conn_flush(struct pc_conn *c)
     }
     rc = c->ssl != NULL ? flush_tls(c) : flush_plain(c);
     if (rc < 0) {
-        conn_end(c, CONN_ABORT,
-                 rc == PC_EPROTO ? PC_CONN_TLS : PC_CONN_ERROR, rc);
+        conn_end(c, CONN_ABORT, rc == PC_EPROTO ? PC_CONN_TLS : PC_CONN_ERROR,
+                 rc);
         conn_do_close(c);
         return;
     }
@@ -903,9 +918,8 @@ listener_on_readable(uv_poll_t *p, int status, int events)
 }
 
 int
-pc_listener_start(struct pc_net *n, struct pc_listener **out,
-                  const char *host, int port, SSL_CTX *tls, pc_accept_cb cb,
-                  void *arg)
+pc_listener_start(struct pc_net *n, struct pc_listener **out, const char *host,
+                  int port, SSL_CTX *tls, pc_accept_cb cb, void *arg)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
@@ -955,9 +969,9 @@ pc_listener_start(struct pc_net *n, struct pc_listener **out,
     l->cb = cb;
     l->arg = arg;
     l->fd = fd;
-    l->port = ntohs(ss.ss_family == AF_INET6
-                        ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                        : ((struct sockaddr_in *)&ss)->sin_port);
+    l->port =
+        ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                       : ((struct sockaddr_in *)&ss)->sin_port);
     rc = uv_poll_init_socket(n->loop, &l->poll, fd);
     if (rc != 0) {
         goto fail; /* not initialised: nothing to close */
@@ -1089,8 +1103,8 @@ void
 pc_conn_resume(struct pc_conn *c)
 {
     if (c->paused && c->state == CONN_OPEN) {
-        int rc = uv_read_start((uv_stream_t *)&c->tcp, conn_alloc,
-                               conn_on_read);
+        int rc =
+            uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_on_read);
         if (rc != 0) {
             conn_abort(c, PC_CONN_ERROR, rc);
         }

@@ -41,6 +41,9 @@ int pc_net_new(struct pc_net **out, uv_loop_t *loop);
  * (from the worker's check handle). */
 void pc_net_flush(struct pc_net *n);
 void pc_net_free(struct pc_net *n); /* after every listener/conn closed */
+/* How long a closing connection may wait for the peer to take its last
+ * output before it is dropped (default 10 s). */
+void pc_net_set_close_timeout(struct pc_net *n, unsigned int timeout_ms);
 
 /* TLS server context: TLS 1.2+, SSL_MODE_RELEASE_BUFFERS. Returns NULL and
  * writes a reason (file and OpenSSL error) into err on failure. */

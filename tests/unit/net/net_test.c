@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <valgrind/valgrind.h>
 
 #include <cmocka.h>
 #include <openssl/err.h>
@@ -25,13 +26,12 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <valgrind/valgrind.h>
 
 #include "net/net.h"
 #include "util/err.h"
 
-#define BIG_LEN 1000000
-#define UPLOAD_LEN 600000
+#define BIG_LEN     1000000
+#define UPLOAD_LEN  600000
 #define WATCHDOG_MS 20000
 
 /* Certificates, made once. */
@@ -56,8 +56,8 @@ make_cert(EVP_PKEY *key, const char *cn, long serial)
     assert_int_equal(X509_set_pubkey(x, key), 1);
     name = X509_get_subject_name(x);
     assert_int_equal(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                                (const unsigned char *)cn,
-                                                -1, -1, 0),
+                                                (const unsigned char *)cn, -1,
+                                                -1, 0),
                      1);
     assert_int_equal(X509_set_issuer_name(x, name), 1);
     assert_true(X509_sign(x, key, EVP_sha256()) > 0);
@@ -139,6 +139,7 @@ enum mode {
     MODE_FLOOD,         /* first read: write on a timer until the sendq cap */
     MODE_PAUSE,         /* first read: pause for 150 ms */
     MODE_NO_CBS,        /* the accept callback sets nothing */
+    MODE_CLOSE_STUCK,   /* first read: write 8 MB, close (peer reads nothing) */
 };
 
 struct srv {
@@ -306,8 +307,18 @@ srv_read(struct pc_conn *c, const char *data, size_t len)
         if (first) {
             pc_conn_pause(c);
             s->paused = c;
-            assert_int_equal(uv_timer_start(&s->timer, pause_over, 150, 0),
-                             0);
+            assert_int_equal(uv_timer_start(&s->timer, pause_over, 150, 0), 0);
+        }
+        break;
+    case MODE_CLOSE_STUCK:
+        if (first) {
+            size_t stuck = 8 * 1024 * 1024;
+            char *big = calloc(1, stuck);
+            assert_non_null(big);
+            pc_conn_set_sendq_max(c, 2 * stuck);
+            assert_int_equal(pc_conn_write(c, big, stuck), 0);
+            free(big);
+            pc_conn_close(c);
         }
         break;
     case MODE_NO_CBS:
@@ -372,9 +383,9 @@ srv_start(struct srv *s, enum mode mode, bool tls)
         s->tls = pc_tls_server_ctx(cert_path, key_path, err, sizeof(err));
         assert_non_null(s->tls);
     }
-    assert_int_equal(pc_listener_start(s->net, &s->l, "127.0.0.1", 0, s->tls,
-                                       srv_accept, s),
-                     0);
+    assert_int_equal(
+        pc_listener_start(s->net, &s->l, "127.0.0.1", 0, s->tls, srv_accept, s),
+        0);
     if (s->tls != NULL) {
         SSL_CTX_free(s->tls); /* the listener holds a reference */
     }
@@ -413,6 +424,8 @@ struct client {
     int port;
     bool tls;
     bool with_cert;
+    int max_version;  /* 0: the library's */
+    bool expect_fail; /* the handshake must fail */
     int fd;
     SSL_CTX *ctx;
     SSL *ssl;
@@ -426,13 +439,13 @@ struct client {
     bool big_ok;
 };
 
-#define CL_CHECK(cl, cond)                                                    \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf(stderr, "client check failed: %s (line %d)\n", #cond,    \
-                    __LINE__);                                                \
-            (cl)->failures++;                                                 \
-        }                                                                     \
+#define CL_CHECK(cl, cond)                                                     \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "client check failed: %s (line %d)\n", #cond,      \
+                    __LINE__);                                                 \
+            (cl)->failures++;                                                  \
+        }                                                                      \
     } while (0)
 
 static int
@@ -457,6 +470,13 @@ cl_connect(struct client *cl)
         return -1;
     }
     SSL_CTX_set_verify(cl->ctx, SSL_VERIFY_NONE, NULL);
+    if (cl->max_version != 0) {
+        SSL_CTX_set_security_level(cl->ctx, 0); /* allows TLS 1.1 */
+        if (SSL_CTX_set_min_proto_version(cl->ctx, TLS1_VERSION) != 1
+            || SSL_CTX_set_max_proto_version(cl->ctx, cl->max_version) != 1) {
+            return -1;
+        }
+    }
     if (cl->with_cert
         && (SSL_CTX_use_certificate(cl->ctx, client_cert) != 1
             || SSL_CTX_use_PrivateKey(cl->ctx, client_key) != 1)) {
@@ -540,7 +560,12 @@ cl_main(void *arg)
 
     cl->fd = -1;
     if (cl_connect(cl) != 0) {
-        fprintf(stderr, "client: cannot connect\n");
+        if (!cl->expect_fail) {
+            fprintf(stderr, "client: cannot connect\n");
+            cl->failures++;
+        }
+    } else if (cl->expect_fail) {
+        fprintf(stderr, "client: handshake should have failed\n");
         cl->failures++;
     } else {
         cl->run(cl);
@@ -553,7 +578,8 @@ cl_main(void *arg)
 }
 
 static void
-cl_start(struct client *cl, struct srv *s, bool tls, void (*run)(struct client *))
+cl_start(struct client *cl, struct srv *s, bool tls,
+         void (*run)(struct client *))
 {
     memset(cl, 0, sizeof(*cl));
     cl->s = s;
@@ -800,11 +826,9 @@ uvc_connected(uv_connect_t *req, int status)
                      uv_buf_init((char *)(uintptr_t) "world\r\n", 7)};
 
     assert_int_equal(status, 0);
-    assert_int_equal(uv_write(&u->wreq, (uv_stream_t *)&u->tcp, b, 2,
-                              uvc_written),
-                     0);
-    assert_int_equal(uv_read_start((uv_stream_t *)&u->tcp, uvc_alloc,
-                                   uvc_read),
+    assert_int_equal(
+        uv_write(&u->wreq, (uv_stream_t *)&u->tcp, b, 2, uvc_written), 0);
+    assert_int_equal(uv_read_start((uv_stream_t *)&u->tcp, uvc_alloc, uvc_read),
                      0);
 }
 
@@ -864,6 +888,37 @@ test_tls_echo(void **state)
     assert_int_equal(s.why, PC_CONN_EOF); /* close_notify */
     assert_true(s.was_tls);
     assert_string_equal(s.fp, ""); /* no client certificate */
+}
+
+static void
+test_tls12_echo(void **state)
+{
+    struct srv s;
+    struct client cl;
+
+    srv_start(&s, MODE_ECHO, true);
+    cl_start(&cl, &s, true, run_echo);
+    cl.max_version = TLS1_2_VERSION;
+    cl.with_cert = true;
+    run_with_client(&s, &cl);
+    assert_int_equal(s.why, PC_CONN_EOF);
+    assert_string_equal(s.fp, client_fp);
+}
+
+static void
+test_tls11_refused(void **state)
+{
+    struct srv s;
+    struct client cl;
+
+    srv_start(&s, MODE_ECHO, true);
+    cl_start(&cl, &s, true, run_echo);
+    cl.max_version = TLS1_1_VERSION;
+    cl.expect_fail = true;
+    run_with_client(&s, &cl);
+    assert_int_equal(s.closed, 1);
+    assert_int_equal(s.why, PC_CONN_TLS);
+    assert_int_equal(s.reads, 0);
 }
 
 static void
@@ -1028,6 +1083,25 @@ test_tls_close_in_read(void **state)
     close_in_read(true);
 }
 
+/* A close waiting for a peer that reads nothing ends after the timeout. */
+static void
+test_close_timeout(void **state)
+{
+    struct srv s;
+    struct client cl;
+    uint64_t t0;
+
+    srv_start(&s, MODE_CLOSE_STUCK, false);
+    pc_net_set_close_timeout(s.net, 300);
+    cl_start(&cl, &s, false, run_no_read);
+    t0 = uv_hrtime();
+    run_with_client(&s, &cl);
+    assert_int_equal(s.closed, 1);
+    assert_int_equal(s.why, PC_CONN_LOCAL);
+    assert_int_equal(s.err, PC_ETIMEDOUT);
+    assert_true(uv_hrtime() - t0 >= 300 * 1000000ULL);
+}
+
 static void
 test_no_callbacks_closes(void **state)
 {
@@ -1099,19 +1173,17 @@ test_listener_addresses(void **state)
 
     assert_int_equal(uv_loop_init(&loop), 0);
     assert_int_equal(pc_net_new(&n, &loop), 0);
-    assert_int_equal(pc_listener_start(n, &l, "localhost", 0, NULL,
-                                       srv_accept, NULL),
-                     UV_EINVAL);
-    assert_int_equal(pc_listener_start(n, &l, "127.0.0.1", 70000, NULL,
-                                       srv_accept, NULL),
-                     UV_EINVAL);
+    assert_int_equal(
+        pc_listener_start(n, &l, "localhost", 0, NULL, srv_accept, NULL),
+        UV_EINVAL);
+    assert_int_equal(
+        pc_listener_start(n, &l, "127.0.0.1", 70000, NULL, srv_accept, NULL),
+        UV_EINVAL);
     /* The same port twice. */
-    assert_int_equal(pc_listener_start(n, &l, "127.0.0.1", 0, NULL,
-                                       srv_accept, NULL),
-                     0);
-    assert_int_equal(pc_listener_start(n, &l2, "127.0.0.1",
-                                       pc_listener_port(l), NULL, srv_accept,
-                                       NULL),
+    assert_int_equal(
+        pc_listener_start(n, &l, "127.0.0.1", 0, NULL, srv_accept, NULL), 0);
+    assert_int_equal(pc_listener_start(n, &l2, "127.0.0.1", pc_listener_port(l),
+                                       NULL, srv_accept, NULL),
                      UV_EADDRINUSE);
     pc_listener_stop(l);
     pc_listener_stop(l); /* twice is fine */
@@ -1177,9 +1249,8 @@ test_accept_emfile_pauses(void **state)
     for (int i = 0; i < 4; i++) {
         e.fds[i] = socket(AF_INET, SOCK_STREAM, 0);
         assert_true(e.fds[i] >= 0);
-        assert_int_equal(connect(e.fds[i], (struct sockaddr *)&sin,
-                                 sizeof(sin)),
-                         0);
+        assert_int_equal(
+            connect(e.fds[i], (struct sockaddr *)&sin, sizeof(sin)), 0);
     }
     /* Every descriptor below the lowest free one is taken. */
     lowest = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -1219,6 +1290,8 @@ main(void)
         cmocka_unit_test(test_plain_echo_thread),
         cmocka_unit_test(test_tls_echo),
         cmocka_unit_test(test_tls_client_cert),
+        cmocka_unit_test(test_tls12_echo),
+        cmocka_unit_test(test_tls11_refused),
         cmocka_unit_test(test_plain_big_write),
         cmocka_unit_test(test_tls_big_write),
         cmocka_unit_test(test_plain_upload_echo),
@@ -1230,6 +1303,7 @@ main(void)
         cmocka_unit_test(test_tls_garbage),
         cmocka_unit_test(test_plain_close_in_read),
         cmocka_unit_test(test_tls_close_in_read),
+        cmocka_unit_test(test_close_timeout),
         cmocka_unit_test(test_no_callbacks_closes),
         cmocka_unit_test(test_plain_pause_resume),
         cmocka_unit_test(test_tls_pause_resume),
