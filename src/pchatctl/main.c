@@ -55,8 +55,18 @@ cmd_db(const char *conninfo, const char *sub)
 {
     char err[512];
     int version = 0, rc;
-    PGconn *db = PQconnectdb(conninfo);
+    const char *keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *vals[] = {conninfo, "pchatctl", NULL};
 
+    if (strcmp(sub, "migrate") != 0 && strcmp(sub, "status") != 0) {
+        usage(stderr);
+        return 2;
+    }
+    PGconn *db = PQconnectdbParams(keys, vals, 1);
+    if (db == NULL) {
+        (void)fprintf(stderr, "pchatctl: out of memory\n");
+        return 1;
+    }
     if (PQstatus(db) != CONNECTION_OK) {
         (void)fprintf(stderr, "pchatctl: cannot connect to the database: %s",
                       PQerrorMessage(db));
@@ -73,7 +83,7 @@ cmd_db(const char *conninfo, const char *sub)
             (void)printf("schema version %d (latest %d)\n", version,
                          pc_migrate_latest());
         }
-    } else if (strcmp(sub, "status") == 0) {
+    } else {
         rc = pc_migrate_current(db, &version, err, sizeof(err));
         if (rc == 0) {
             (void)printf("schema version %d, this pchatctl knows %d: %s\n",
@@ -83,10 +93,6 @@ cmd_db(const char *conninfo, const char *sub)
                              ? "run: pchatctl db migrate"
                              : "the database is newer: upgrade pchat");
         }
-    } else {
-        PQfinish(db);
-        usage(stderr);
-        return 2;
     }
     PQfinish(db);
     if (rc < 0) {
