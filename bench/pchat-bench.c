@@ -158,6 +158,7 @@ struct bench_opts {
     bool idle;
     bool json;
     bool caps;
+    unsigned cap_mask; /* --caps: exactly these (0 = from --cap) */
     const char *sasl; /* user:pass */
     int server_pid;
     const char *nick_prefix;
@@ -578,7 +579,9 @@ static unsigned
 caps_wanted(const struct bench_opts *o)
 {
     unsigned want = CAP_ECHO;
-    if (o->caps) {
+    if (o->cap_mask != 0) {
+        want = o->cap_mask;
+    } else if (o->caps) {
         want |= CAP_TAGS | CAP_TIME | CAP_LABEL | CAP_BATCH;
     }
     if (o->sasl != NULL) {
@@ -1876,6 +1879,7 @@ usage(FILE *f)
         "  --idle                connect, register, join, hold, report\n"
         "  --cap                 request echo-message message-tags server-time\n"
         "                        labeled-response batch (else echo-message)\n"
+        "  --caps LIST           request exactly these, comma-separated\n"
         "  --sasl USER:PASS      SASL PLAIN during registration\n"
         "  --nick-prefix X       nick prefix (default b): nicks are X<id>\n"
         "  --room-prefix X       room prefix (default bench): rooms #X<n>;\n"
@@ -1931,6 +1935,30 @@ parse_src(const char *s, struct bench_opts *o)
 }
 
 static int
+parse_caps(const char *s, struct bench_opts *o)
+{
+    o->cap_mask = 0;
+    while (*s != '\0') {
+        size_t l = strcspn(s, ", ");
+        bool found = false;
+        for (size_t i = 0; i < sizeof(bench_caps) / sizeof(bench_caps[0]);
+             i++) {
+            if (strlen(bench_caps[i].name) == l
+                && strncmp(s, bench_caps[i].name, l) == 0) {
+                o->cap_mask |= bench_caps[i].bit;
+                found = true;
+            }
+        }
+        if (!found && l > 0) {
+            return -EINVAL;
+        }
+        s += l;
+        s += strspn(s, ", ");
+    }
+    return 0;
+}
+
+static int
 parse_dist(const char *s, struct bench_opts *o)
 {
     const char *colon = strchr(s, ':');
@@ -1964,7 +1992,8 @@ main(int argc, char **argv)
         {"json", 0, NULL, 'j'},        {"server-pid", 1, NULL, 'x'},
         {"nick-prefix", 1, NULL, 'N'}, {"body-len", 1, NULL, 'b'},
         {"cap", 0, NULL, 'C'},         {"sasl", 1, NULL, 'A'},
-        {"room-prefix", 1, NULL, 'Q'}, {"help", 0, NULL, 'h'},
+        {"room-prefix", 1, NULL, 'Q'}, {"caps", 1, NULL, 'K'},
+        {"help", 0, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct bench_opts o = {
@@ -2063,6 +2092,12 @@ main(int argc, char **argv)
             break;
         case 'A':
             o.sasl = optarg;
+            break;
+        case 'K':
+            if (parse_caps(optarg, &o) < 0) {
+                (void)fprintf(stderr, "pchat-bench: bad --caps %s\n", optarg);
+                return 2;
+            }
             break;
         case 'h':
             usage(stdout);

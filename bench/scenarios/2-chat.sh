@@ -4,10 +4,13 @@
 # the other members), fan-out, and both processes' CPU.
 #   bench/scenarios/2-chat.sh [--server inspircd|pchatd] [--users N]
 #       [--rooms R] [--rates "1000 2000"] [--duration S] [--procs P] [--tls 1]
+# --caps LIST: capabilities to request (default echo-message; add
+# labeled-response to see its cost on InspIRCd 3.15, see docs/benchmarks.md).
 # Issue scale: --users 10000 --rooms 1000 --rates 2000.
-SCN_VARS="USERS ROOMS RATES DURATION WARMUP PROCS TLS ROOM_SIZE"
+SCN_VARS="USERS ROOMS RATES DURATION WARMUP PROCS TLS ROOM_SIZE CAPS"
 USERS=2000; ROOMS=200; RATES="2000"; DURATION=10; WARMUP=2; PROCS=1; TLS=0
 ROOM_SIZE=""
+CAPS=echo-message
 . "$(dirname "$0")/lib.sh"
 scn_init "$@"
 scn_start
@@ -18,7 +21,7 @@ dist=()
 for rate in $RATES; do
     scn_bench "$USERS users, $ROOMS rooms, $rate/s" $tls --clients "$USERS" \
         --rooms "$ROOMS" --senders "$ROOMS" "${dist[@]}" --rate "$rate" \
-        --duration "$DURATION" --warmup "$WARMUP" --procs "$PROCS" --cap
+        --duration "$DURATION" --warmup "$WARMUP" --procs "$PROCS" --caps "$CAPS"
 done
 scn_stop
 scn_table "Scenario 2: chat load (latency in microseconds)" \

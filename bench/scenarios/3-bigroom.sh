@@ -4,21 +4,24 @@
 # then at a paced RATE. Reports deliveries/s (fan-out) and latency.
 #   bench/scenarios/3-bigroom.sh [--server inspircd|pchatd] [--members N]
 #       [--senders S] [--window W] [--rate R] [--duration S] [--procs P]
+# --caps LIST: capabilities to request (default echo-message; add
+# labeled-response to see its cost on InspIRCd 3.15, see docs/benchmarks.md).
 # Issue scale: --members 5000.
-SCN_VARS="MEMBERS SENDERS WINDOW RATE DURATION WARMUP PROCS"
+SCN_VARS="MEMBERS SENDERS WINDOW RATE DURATION WARMUP PROCS CAPS"
 MEMBERS=1000; SENDERS=20; WINDOW=5; RATE=200; DURATION=5; WARMUP=2; PROCS=1
+CAPS=echo-message
 . "$(dirname "$0")/lib.sh"
 scn_init "$@"
 scn_start
 scn_bench "$MEMBERS members, $SENDERS senders x $WINDOW in flight" \
     --clients "$MEMBERS" --room-size "one:$MEMBERS" --senders "$SENDERS" \
     --rate 0 --window "$WINDOW" --duration "$DURATION" --warmup "$WARMUP" \
-    --procs "$PROCS" --cap
+    --procs "$PROCS" --caps "$CAPS"
 if [ "$RATE" != 0 ]; then
     scn_bench "$MEMBERS members, $RATE posts/s" \
         --clients "$MEMBERS" --room-size "one:$MEMBERS" --senders "$SENDERS" \
         --rate "$RATE" --duration "$DURATION" --warmup "$WARMUP" \
-        --procs "$PROCS" --cap
+        --procs "$PROCS" --caps "$CAPS"
 fi
 scn_stop
 scn_table "Scenario 3: one room of $MEMBERS (latency in microseconds)" \

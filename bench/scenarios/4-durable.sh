@@ -7,14 +7,16 @@
 # stores nothing: its figure is the non-durable ceiling.
 #   bench/scenarios/4-durable.sh [--server inspircd|pchatd] [--senders S]
 #       [--window W] [--duration S] [--batches "1 10 50"] [--pg-clients 16]
-SCN_VARS="SENDERS WINDOW DURATION WARMUP BATCHES PG_CLIENTS"
+#       [--caps LIST]
+SCN_VARS="SENDERS WINDOW DURATION WARMUP BATCHES PG_CLIENTS CAPS"
 SENDERS=200; WINDOW=20; DURATION=10; WARMUP=2; BATCHES="1 10 50"; PG_CLIENTS=16
+CAPS=echo-message
 . "$(dirname "$0")/lib.sh"
 scn_init "$@"
 scn_start
 scn_bench "$SENDERS senders x $WINDOW in flight" --clients $((SENDERS * 2)) \
     --rooms "$SENDERS" --senders "$SENDERS" --rate 0 --window "$WINDOW" \
-    --duration "$DURATION" --warmup "$WARMUP" --cap
+    --duration "$DURATION" --warmup "$WARMUP" --caps "$CAPS"
 scn_stop
 scn_table "Scenario 4: acknowledged posts" \
     "acks/s=acks_per_sec" "echo p50 us=ack_latency_us.p50" \
