@@ -435,8 +435,6 @@ struct client {
     int failures;
     char got[256];
     size_t ngot;
-    bool clean_eof;
-    bool big_ok;
 };
 
 #define CL_CHECK(cl, cond)                                                     \
@@ -577,24 +575,39 @@ cl_main(void *arg)
     return NULL;
 }
 
-static void
-cl_start(struct client *cl, struct srv *s, bool tls,
-         void (*run)(struct client *))
-{
-    memset(cl, 0, sizeof(*cl));
-    cl->s = s;
-    cl->port = s->port;
-    cl->tls = tls;
-    cl->run = run;
-}
+/* One case: a server, one client thread, and what each side does. */
+struct case_opts {
+    enum mode mode;
+    bool tls;              /* the listener */
+    bool plain_client;     /* a plain client even on a TLS listener */
+    bool with_cert;        /* the client presents a certificate */
+    int max_version;       /* the client's highest TLS version, 0: any */
+    bool expect_fail;      /* the client's handshake must fail */
+    unsigned int close_ms; /* pc_net_set_close_timeout, 0: default */
+    void (*run)(struct client *cl);
+};
 
 static void
-run_with_client(struct srv *s, struct client *cl)
+run_case(struct srv *s, const struct case_opts *o)
 {
-    assert_int_equal(pthread_create(&cl->thread, NULL, cl_main, cl), 0);
+    struct client cl;
+
+    srv_start(s, o->mode, o->tls);
+    if (o->close_ms != 0) {
+        pc_net_set_close_timeout(s->net, o->close_ms);
+    }
+    memset(&cl, 0, sizeof(cl));
+    cl.s = s;
+    cl.port = s->port;
+    cl.tls = o->tls && !o->plain_client;
+    cl.with_cert = o->with_cert;
+    cl.max_version = o->max_version;
+    cl.expect_fail = o->expect_fail;
+    cl.run = o->run;
+    assert_int_equal(pthread_create(&cl.thread, NULL, cl_main, &cl), 0);
     srv_run(s);
-    assert_int_equal(pthread_join(cl->thread, NULL), 0);
-    assert_int_equal(cl->failures, 0);
+    assert_int_equal(pthread_join(cl.thread, NULL), 0);
+    assert_int_equal(cl.failures, 0);
 }
 
 /* Client behaviours. */
@@ -630,9 +643,9 @@ run_big(struct client *cl)
         }
         total += (size_t)n;
     }
-    cl->clean_eof = n == 0;
+    CL_CHECK(cl, n == 0); /* a clean end; TLS: close_notify after the data */
     CL_CHECK(cl, total == BIG_LEN);
-    cl->big_ok = ok && total == BIG_LEN;
+    CL_CHECK(cl, ok);
 }
 
 /* Sends UPLOAD_LEN bytes in full-size records while the echo comes back,
@@ -865,11 +878,8 @@ static void
 test_plain_echo_thread(void **state)
 {
     struct srv s;
-    struct client cl;
 
-    srv_start(&s, MODE_ECHO, false);
-    cl_start(&cl, &s, false, run_echo);
-    run_with_client(&s, &cl);
+    run_case(&s, &(struct case_opts){.mode = MODE_ECHO, .run = run_echo});
     assert_int_equal(s.closed, 1);
     assert_int_equal(s.why, PC_CONN_EOF);
     assert_int_equal(s.nread, 14);
@@ -879,11 +889,9 @@ static void
 test_tls_echo(void **state)
 {
     struct srv s;
-    struct client cl;
 
-    srv_start(&s, MODE_ECHO, true);
-    cl_start(&cl, &s, true, run_echo);
-    run_with_client(&s, &cl);
+    run_case(&s, &(struct case_opts){
+                     .mode = MODE_ECHO, .tls = true, .run = run_echo});
     assert_int_equal(s.closed, 1);
     assert_int_equal(s.why, PC_CONN_EOF); /* close_notify */
     assert_true(s.was_tls);
@@ -894,13 +902,12 @@ static void
 test_tls12_echo(void **state)
 {
     struct srv s;
-    struct client cl;
 
-    srv_start(&s, MODE_ECHO, true);
-    cl_start(&cl, &s, true, run_echo);
-    cl.max_version = TLS1_2_VERSION;
-    cl.with_cert = true;
-    run_with_client(&s, &cl);
+    run_case(&s, &(struct case_opts){.mode = MODE_ECHO,
+                                     .tls = true,
+                                     .with_cert = true,
+                                     .max_version = TLS1_2_VERSION,
+                                     .run = run_echo});
     assert_int_equal(s.why, PC_CONN_EOF);
     assert_string_equal(s.fp, client_fp);
 }
@@ -909,13 +916,12 @@ static void
 test_tls11_refused(void **state)
 {
     struct srv s;
-    struct client cl;
 
-    srv_start(&s, MODE_ECHO, true);
-    cl_start(&cl, &s, true, run_echo);
-    cl.max_version = TLS1_1_VERSION;
-    cl.expect_fail = true;
-    run_with_client(&s, &cl);
+    run_case(&s, &(struct case_opts){.mode = MODE_ECHO,
+                                     .tls = true,
+                                     .max_version = TLS1_1_VERSION,
+                                     .expect_fail = true,
+                                     .run = run_echo});
     assert_int_equal(s.closed, 1);
     assert_int_equal(s.why, PC_CONN_TLS);
     assert_int_equal(s.reads, 0);
@@ -925,12 +931,11 @@ static void
 test_tls_client_cert(void **state)
 {
     struct srv s;
-    struct client cl;
 
-    srv_start(&s, MODE_ECHO, true);
-    cl_start(&cl, &s, true, run_echo);
-    cl.with_cert = true;
-    run_with_client(&s, &cl);
+    run_case(&s, &(struct case_opts){.mode = MODE_ECHO,
+                                     .tls = true,
+                                     .with_cert = true,
+                                     .run = run_echo});
     assert_string_equal(s.fp, client_fp);
     assert_int_equal(s.why, PC_CONN_EOF);
 }
@@ -939,13 +944,9 @@ static void
 big_write(bool tls)
 {
     struct srv s;
-    struct client cl;
 
-    srv_start(&s, MODE_BIG, tls);
-    cl_start(&cl, &s, tls, run_big);
-    run_with_client(&s, &cl);
-    assert_true(cl.big_ok);
-    assert_true(cl.clean_eof); /* TLS: close_notify after the data */
+    run_case(&s,
+             &(struct case_opts){.mode = MODE_BIG, .tls = tls, .run = run_big});
     assert_int_equal(s.closed, 1);
     assert_int_equal(s.why, PC_CONN_LOCAL);
 }
@@ -966,11 +967,9 @@ static void
 upload(bool tls)
 {
     struct srv s;
-    struct client cl;
 
-    srv_start(&s, MODE_ECHO, tls);
-    cl_start(&cl, &s, tls, run_upload);
-    run_with_client(&s, &cl);
+    run_case(&s, &(struct case_opts){
+                     .mode = MODE_ECHO, .tls = tls, .run = run_upload});
     assert_int_equal(s.nread, UPLOAD_LEN);
     assert_int_equal(s.why, PC_CONN_EOF);
 }
@@ -991,11 +990,9 @@ static void
 sendq(bool tls)
 {
     struct srv s;
-    struct client cl;
 
-    srv_start(&s, MODE_FLOOD, tls);
-    cl_start(&cl, &s, tls, run_no_read);
-    run_with_client(&s, &cl);
+    run_case(&s, &(struct case_opts){
+                     .mode = MODE_FLOOD, .tls = tls, .run = run_no_read});
     assert_int_equal(s.closed, 1);
     assert_int_equal(s.why, PC_CONN_SENDQ);
     assert_int_equal(s.err, PC_E2BIG);
@@ -1018,11 +1015,9 @@ static void
 peer_eof(bool tls, void (*run)(struct client *))
 {
     struct srv s;
-    struct client cl;
 
-    srv_start(&s, MODE_ECHO, tls);
-    cl_start(&cl, &s, tls, run);
-    run_with_client(&s, &cl);
+    run_case(&s,
+             &(struct case_opts){.mode = MODE_ECHO, .tls = tls, .run = run});
     assert_int_equal(s.nread, 4);
     assert_int_equal(s.closed, 1);
     assert_int_equal(s.why, PC_CONN_EOF);
@@ -1045,11 +1040,11 @@ static void
 test_tls_garbage(void **state)
 {
     struct srv s;
-    struct client cl;
 
-    srv_start(&s, MODE_ECHO, true);
-    cl_start(&cl, &s, false, run_garbage); /* plain client on TLS */
-    run_with_client(&s, &cl);
+    run_case(&s, &(struct case_opts){.mode = MODE_ECHO,
+                                     .tls = true,
+                                     .plain_client = true,
+                                     .run = run_garbage});
     assert_int_equal(s.accepted, 1);
     assert_int_equal(s.closed, 1);
     assert_int_equal(s.why, PC_CONN_TLS);
@@ -1060,11 +1055,10 @@ static void
 close_in_read(bool tls)
 {
     struct srv s;
-    struct client cl;
 
-    srv_start(&s, MODE_CLOSE_IN_READ, tls);
-    cl_start(&cl, &s, tls, run_close_in_read);
-    run_with_client(&s, &cl);
+    run_case(&s, &(struct case_opts){.mode = MODE_CLOSE_IN_READ,
+                                     .tls = tls,
+                                     .run = run_close_in_read});
     assert_int_equal(s.reads, 1);
     assert_int_equal(s.write_after_close, PC_ECANCELED);
     assert_int_equal(s.closed, 1);
@@ -1088,14 +1082,11 @@ static void
 test_close_timeout(void **state)
 {
     struct srv s;
-    struct client cl;
-    uint64_t t0;
+    uint64_t t0 = uv_hrtime();
 
-    srv_start(&s, MODE_CLOSE_STUCK, false);
-    pc_net_set_close_timeout(s.net, 300);
-    cl_start(&cl, &s, false, run_no_read);
-    t0 = uv_hrtime();
-    run_with_client(&s, &cl);
+    run_case(&s, &(struct case_opts){.mode = MODE_CLOSE_STUCK,
+                                     .close_ms = 300,
+                                     .run = run_no_read});
     assert_int_equal(s.closed, 1);
     assert_int_equal(s.why, PC_CONN_LOCAL);
     assert_int_equal(s.err, PC_ETIMEDOUT);
@@ -1106,11 +1097,8 @@ static void
 test_no_callbacks_closes(void **state)
 {
     struct srv s;
-    struct client cl;
 
-    srv_start(&s, MODE_NO_CBS, false);
-    cl_start(&cl, &s, false, run_nothing);
-    run_with_client(&s, &cl);
+    run_case(&s, &(struct case_opts){.mode = MODE_NO_CBS, .run = run_nothing});
     assert_int_equal(s.accepted, 1);
 }
 
@@ -1118,11 +1106,9 @@ static void
 pause_resume(bool tls)
 {
     struct srv s;
-    struct client cl;
 
-    srv_start(&s, MODE_PAUSE, tls);
-    cl_start(&cl, &s, tls, run_pause);
-    run_with_client(&s, &cl);
+    run_case(&s, &(struct case_opts){
+                     .mode = MODE_PAUSE, .tls = tls, .run = run_pause});
     assert_int_equal(s.reads_at_resume, 1); /* nothing read while paused */
     assert_int_equal(s.nread, 10);
     assert_true(s.reads >= 2);
