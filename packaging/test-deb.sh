@@ -65,7 +65,7 @@ else
         not_ok "build the .deb (packaging/build-deb ${build_args[*]})"
         tail -n 30 "$work/build.out" | diag
     fi
-    deb=$(ls "$work"/out/pchat_*_*.deb 2>/dev/null | head -n 1)
+    deb=$(find "$work/out" -name 'pchat_*_*.deb' 2>/dev/null | head -n 1)
 fi
 if [ -z "$deb" ] || [ ! -f "$deb" ]; then
     while [ "$n" -lt "$PLAN" ]; do skip "not run" "no package"; done
@@ -76,7 +76,7 @@ upstream=${version%-*}
 
 # 2: lintian (errors fail, warnings are shown).
 if command -v lintian >/dev/null; then
-    lintian --no-tag-display-limit "$deb" > "$work/lintian.out" 2>&1
+    lintian --tag-display-limit 0 "$deb" > "$work/lintian.out" 2>&1
     diag < "$work/lintian.out"
     if grep -q '^E: ' "$work/lintian.out"; then
         not_ok "lintian: no errors"
@@ -131,7 +131,7 @@ check "/etc/pchat/pchatd.conf is a conffile, root:pchat 640 ($perm)" \
 pages=$(man -w pchatd 2>&1; man -w 5 pchatd.conf 2>&1; man -w pchatctl 2>&1)
 echo "$pages" | diag
 check "man -w finds pchatd(8), pchatd.conf(5), pchatctl(8)" \
-    sh -c 'man -w pchatd && man -w 5 pchatd.conf && man -w pchatctl' >/dev/null 2>&1
+    sh -c '{ man -w pchatd && man -w 5 pchatd.conf && man -w pchatctl; } >/dev/null 2>&1'
 
 # 9: the system user.
 pw=$(getent passwd pchat)
@@ -185,7 +185,7 @@ fi
 # TLS: an unreachable database is not fatal at start), answers on its
 # control socket, and drains on SIGTERM.
 port=$((20000 + RANDOM % 20000))
-runuser -u pchat -- /usr/sbin/pchatd -c /etc/pchat/pchatd.conf \
+setpriv --reuid=pchat --regid=pchat --init-groups -- /usr/sbin/pchatd -c /etc/pchat/pchatd.conf \
     -o listen.tls= -o "listen.plain=127.0.0.1:$port" \
     -o "database.conninfo=host=$work/nodb dbname=pchat" \
     -o database.connect_timeout_ms=500 > "$work/pchatd.out" 2>&1 &
@@ -196,8 +196,9 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 echo "$status" | diag
-check "pchatd runs as pchat; pchatctl status answers on /run/pchat/pchatd.sock" \
-    sh -c "echo '$status' | grep -q '^pid=$pid$'"
+user=$(ps -o user= -p "$pid" 2>/dev/null)
+check "pchatd runs as pchat ($user); pchatctl status answers on /run/pchat/pchatd.sock" \
+    sh -c "echo '$status' | grep -q '^pid=$pid$' && [ '$user' = pchat ]"
 kill -TERM "$pid" 2>/dev/null
 rc=124
 for _ in $(seq 200); do
