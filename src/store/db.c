@@ -106,6 +106,8 @@ set_state(struct pc_store *s, enum pc_store_state st)
         return;
     }
     s->state = st;
+    pc_log(PC_LOG_DEBUG, "store", "database state %s server=%s",
+           pc_store_state_name(st), s->server[0] ? s->server : "-");
     if (s->state_cb != NULL && !s->closing) {
         s->state_cb(s->state_arg, st);
     }
@@ -326,9 +328,16 @@ static void
 connect_start(struct pc_store *s)
 {
     char timeout[16];
-    const char *keys[] = {"dbname", "connect_timeout",
+    /* Keys before dbname are defaults the conninfo may override: over TCP,
+     * a server that vanishes (a partition, a dead host) is noticed within
+     * about 20 s even with queries in flight, not after hours. Keys after
+     * it are ours. */
+    const char *keys[] = {"keepalives_idle", "keepalives_interval",
+                          "keepalives_count", "tcp_user_timeout",
+                          "dbname", "connect_timeout",
                           "fallback_application_name", NULL};
-    const char *vals[] = {s->conninfo, timeout, "pchatd", NULL};
+    const char *vals[] = {"10", "3", "3", "20000",
+                          s->conninfo, timeout, "pchatd", NULL};
 
     (void)snprintf(timeout, sizeof(timeout), "%u",
                    (s->cfg.connect_timeout_ms + 999) / 1000);
@@ -575,7 +584,8 @@ store_pump(struct pc_store *s)
                                  (const char *const *)q->params, NULL, NULL,
                                  0)
             || !PQpipelineSync(s->conn)) {
-            /* Not sent: put it back and treat the connection as lost. */
+            /* Not sent, or sent without its sync, which the server never
+             * commits: put it back and treat the connection as lost. */
             q->next = s->wait_head;
             s->wait_head = q;
             if (q->next == NULL) {
