@@ -197,10 +197,25 @@ def test_flood_memory_is_bounded(server_factory):
 
 def test_registration_timeout(server_factory):
     server = server_factory(limits__register_timeout_ms=1000)
+    t0 = time.monotonic()
     c = Client(server.port)
     c.send("NICK slow")
+    silent = Client(server.port)  # sends nothing at all
     err = c.expect("ERROR", timeout=5)
     assert "Registration timed out" in err.params[0]
+    assert 0.8 <= time.monotonic() - t0 <= 3
+    # Closed after the ERROR.
+    try:
+        rest = c.drain(2)
+        assert not [m for m in rest if m.command != "ERROR"], rest
+        assert c.closed
+    except (EOFError, ConnectionResetError):
+        pass
+    assert silent.expect("ERROR", timeout=3)
+    # A registered client is not timed out.
+    ok = server.client("prompt")
+    time.sleep(1.3)
+    ok.ping_roundtrip()
 
 
 def rst_close(s):

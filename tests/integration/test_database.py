@@ -42,7 +42,7 @@ def test_database_down_then_back(server, postgres):
         postgres.start()
 
     # Posting works again once the store has reconnected (bounded retries).
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     while True:
         a.send("@label=up PRIVMSG #db :after")
         m = a.expect(lambda m: m.tags.get("label") == "up", timeout=10)
