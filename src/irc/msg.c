@@ -1,12 +1,16 @@
 #include "config.h"
 
-#include <string.h>
-
 #include "irc/irc.h"
 
-/* Framing and parsing. Lines end at LF; a CR right before it is dropped.
- * A lone CR inside a line is kept and later rejected as a NUL would be:
- * clients must not be able to smuggle a line break to other clients. */
+#include <string.h>
+
+/* Framing and parsing (Modern IRC Client Protocol, "Message format", and the
+ * IRCv3 message-tags spec).
+ *
+ * Lines end at LF; a CR right before it is dropped. A CR on its own is not a
+ * terminator: it stays in the line and pc_irc_parse() rejects the line, as it
+ * does a NUL. Treating a bare CR as a line break would let one client's text
+ * end a line early in the view of some other client. */
 
 ssize_t
 pc_irc_frame(const char *buf, size_t len, size_t max, size_t *line_len)
@@ -15,7 +19,10 @@ pc_irc_frame(const char *buf, size_t len, size_t max, size_t *line_len)
     const char *nl = memchr(buf, '\n', scan);
 
     if (nl == NULL) {
-        return len > max + 1 ? PC_IRC_ETOOLONG : 0;
+        if (len > max + 1 || (len == max + 1 && buf[max] != '\r')) {
+            return PC_IRC_ETOOLONG;
+        }
+        return 0;
     }
     size_t n = (size_t)(nl - buf);
     size_t body = n;
@@ -29,30 +36,26 @@ pc_irc_frame(const char *buf, size_t len, size_t max, size_t *line_len)
     return (ssize_t)(n + 1);
 }
 
-static bool
-tag_key_valid(const char *p, size_t len)
+static size_t
+skip_spaces(const char *line, size_t len, size_t i)
 {
-    size_t i = 0;
-    if (len == 0) {
-        return false;
+    while (i < len && line[i] == ' ') {
+        i++;
     }
-    if (p[0] == '+') {
-        i = 1;
-    }
-    if (i == len) {
-        return false;
-    }
-    for (; i < len; i++) {
-        char c = p[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '/'
-              || c == '_')) {
-            return false;
-        }
-    }
-    return true;
+    return i;
 }
 
+static size_t
+skip_word(const char *line, size_t len, size_t i)
+{
+    while (i < len && line[i] != ' ') {
+        i++;
+    }
+    return i;
+}
+
+/* "key[=value]" pairs separated by ';'. Empty pairs ("a;;b", a trailing
+ * ';') are skipped, but the section must hold at least one tag. */
 static int
 parse_tags(const char *p, size_t len, struct pc_irc_msg *msg)
 {
@@ -65,14 +68,14 @@ parse_tags(const char *p, size_t len, struct pc_irc_msg *msg)
         }
         size_t end = i;
         if (i < len) {
-            i++; /* skip ';' */
+            i++; /* the ';' */
         }
         if (end == start) {
-            continue; /* empty tag: "a;;b" or a trailing ';' */
+            continue;
         }
         const char *eq = memchr(p + start, '=', end - start);
-        size_t klen = eq ? (size_t)(eq - (p + start)) : end - start;
-        if (!tag_key_valid(p + start, klen)) {
+        size_t klen = eq != NULL ? (size_t)(eq - (p + start)) : end - start;
+        if (!pc_irc_tag_key_valid(p + start, klen)) {
             return PC_IRC_ESYNTAX;
         }
         if (msg->ntags == PC_IRC_MAX_TAGS) {
@@ -89,11 +92,11 @@ parse_tags(const char *p, size_t len, struct pc_irc_msg *msg)
             t->value.len = 0;
         }
     }
-    return 0;
+    return msg->ntags == 0 ? PC_IRC_ESYNTAX : 0;
 }
 
-static bool
-command_valid(const char *p, size_t len)
+bool
+pc_irc_cmd_valid(const char *p, size_t len)
 {
     if (len == 3 && p[0] >= '0' && p[0] <= '9' && p[1] >= '0' && p[1] <= '9'
         && p[2] >= '0' && p[2] <= '9') {
@@ -111,10 +114,37 @@ command_valid(const char *p, size_t len)
     return true;
 }
 
+/* Middle parameters are separated by one or more spaces; a parameter that
+ * starts with ':' is the last one and runs to the end of the line, spaces
+ * and all (it may be empty). */
+static int
+parse_params(const char *line, size_t len, size_t i, struct pc_irc_msg *msg)
+{
+    for (;;) {
+        i = skip_spaces(line, len, i);
+        if (i >= len) {
+            return 0;
+        }
+        if (msg->nparams == PC_IRC_MAX_PARAMS) {
+            return PC_IRC_ETOOMANY;
+        }
+        struct pc_irc_str *p = &msg->params[msg->nparams++];
+        if (line[i] == ':') {
+            p->p = line + i + 1;
+            p->len = len - i - 1;
+            return 0;
+        }
+        size_t start = i;
+        i = skip_word(line, len, i);
+        p->p = line + start;
+        p->len = i - start;
+    }
+}
+
 int
 pc_irc_parse(const char *line, size_t len, struct pc_irc_msg *msg)
 {
-    size_t i = 0;
+    size_t i;
 
     msg->ntags = 0;
     msg->nparams = 0;
@@ -127,18 +157,14 @@ pc_irc_parse(const char *line, size_t len, struct pc_irc_msg *msg)
         || memchr(line, '\n', len) != NULL) {
         return PC_IRC_ESYNTAX;
     }
-    while (i < len && line[i] == ' ') {
-        i++;
-    }
+    i = skip_spaces(line, len, 0);
     if (i == len) {
         return PC_IRC_EEMPTY;
     }
     if (line[i] == '@') {
         size_t start = i + 1;
-        while (i < len && line[i] != ' ') {
-            i++;
-        }
-        /* '@' + tags + ' ' must fit the client tag budget. */
+        i = skip_word(line, len, start);
+        /* '@', the tag data and one space within the client budget. */
         if (i - start + 2 > PC_IRC_CLIENT_TAGS_MAX) {
             return PC_IRC_ETOOLONG;
         }
@@ -146,68 +172,38 @@ pc_irc_parse(const char *line, size_t len, struct pc_irc_msg *msg)
         if (rc < 0) {
             return rc;
         }
-        while (i < len && line[i] == ' ') {
-            i++;
-        }
+        i = skip_spaces(line, len, i);
     }
-    /* The rest is the body: 512 bytes with CR LF. */
+    /* The rest is the body: PC_IRC_BODY_MAX bytes with CR LF. */
     if (len - i > PC_IRC_BODY_MAX - 2) {
         return PC_IRC_ETOOLONG;
     }
     if (i < len && line[i] == ':') {
         size_t start = ++i;
-        while (i < len && line[i] != ' ') {
-            i++;
-        }
+        i = skip_word(line, len, i);
         msg->source.p = line + start;
         msg->source.len = i - start;
         if (msg->source.len == 0) {
             return PC_IRC_ESYNTAX;
         }
-        while (i < len && line[i] == ' ') {
-            i++;
-        }
+        i = skip_spaces(line, len, i);
     }
     size_t cstart = i;
-    while (i < len && line[i] != ' ') {
-        i++;
-    }
+    i = skip_word(line, len, i);
     msg->command.p = line + cstart;
     msg->command.len = i - cstart;
-    if (!command_valid(msg->command.p, msg->command.len)) {
-        return msg->command.len == 0 ? PC_IRC_EEMPTY : PC_IRC_ESYNTAX;
+    if (!pc_irc_cmd_valid(msg->command.p, msg->command.len)) {
+        return PC_IRC_ESYNTAX;
     }
-    for (;;) {
-        while (i < len && line[i] == ' ') {
-            i++;
-        }
-        if (i >= len) {
-            break;
-        }
-        if (msg->nparams == PC_IRC_MAX_PARAMS) {
-            return PC_IRC_ETOOMANY;
-        }
-        struct pc_irc_str *p = &msg->params[msg->nparams++];
-        if (line[i] == ':') {
-            p->p = line + i + 1;
-            p->len = len - i - 1;
-            break;
-        }
-        size_t start = i;
-        while (i < len && line[i] != ' ') {
-            i++;
-        }
-        p->p = line + start;
-        p->len = i - start;
-    }
-    return 0;
+    return parse_params(line, len, i, msg);
 }
 
 const struct pc_irc_tag *
 pc_irc_msg_tag(const struct pc_irc_msg *msg, const char *key)
 {
     size_t klen = strlen(key);
-    /* The last occurrence wins, as the message-tags spec says. */
+
+    /* The last occurrence wins. */
     for (size_t i = msg->ntags; i > 0; i--) {
         const struct pc_irc_tag *t = &msg->tags[i - 1];
         if (t->key.len == klen && memcmp(t->key.p, key, klen) == 0) {
@@ -221,6 +217,7 @@ bool
 pc_irc_cmd_is(const struct pc_irc_msg *msg, const char *upper)
 {
     size_t n = strlen(upper);
+
     if (msg->command.len != n) {
         return false;
     }
@@ -234,62 +231,4 @@ pc_irc_cmd_is(const struct pc_irc_msg *msg, const char *upper)
         }
     }
     return true;
-}
-
-ssize_t
-pc_irc_tag_escape(char *dst, size_t cap, const char *src, size_t len)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char e = 0;
-        switch (src[i]) {
-        case ';': e = ':'; break;
-        case ' ': e = 's'; break;
-        case '\\': e = '\\'; break;
-        case '\r': e = 'r'; break;
-        case '\n': e = 'n'; break;
-        default: break;
-        }
-        if (e != 0) {
-            if (o + 2 > cap) {
-                return -1;
-            }
-            dst[o++] = '\\';
-            dst[o++] = e;
-        } else {
-            if (o + 1 > cap) {
-                return -1;
-            }
-            dst[o++] = src[i];
-        }
-    }
-    return (ssize_t)o;
-}
-
-ssize_t
-pc_irc_tag_unescape(char *dst, size_t cap, const char *src, size_t len)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = src[i];
-        if (c == '\\') {
-            if (i + 1 == len) {
-                break; /* a trailing lone backslash is dropped */
-            }
-            char n = src[++i];
-            switch (n) {
-            case ':': c = ';'; break;
-            case 's': c = ' '; break;
-            case '\\': c = '\\'; break;
-            case 'r': c = '\r'; break;
-            case 'n': c = '\n'; break;
-            default: c = n; break;
-            }
-        }
-        if (o + 1 > cap) {
-            return -1;
-        }
-        dst[o++] = c;
-    }
-    return (ssize_t)o;
 }
