@@ -466,7 +466,9 @@ tls_process(struct pc_conn *c)
             int e = SSL_get_error(c->ssl, rc);
             ERR_clear_error();
             if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-                conn_abort(c, PC_CONN_TLS, PC_EPROTO);
+                /* The alert OpenSSL wrote still goes out (a client offering
+                 * only TLS 1.1 learns why); queued output does not. */
+                conn_end(c, CONN_CLOSING, PC_CONN_TLS, PC_EPROTO);
             }
             return;
         }
@@ -720,10 +722,8 @@ conn_flush(struct pc_conn *c)
         conn_do_close(c);
         return;
     }
-    if (c->wreq != NULL) {
-        return; /* its callback marks the connection again */
-    }
-    rc = c->ssl != NULL ? flush_tls(c) : flush_plain(c);
+    /* With a write in flight, its callback marks the connection again. */
+    rc = c->wreq != NULL ? 0 : c->ssl != NULL ? flush_tls(c) : flush_plain(c);
     if (rc < 0) {
         conn_end(c, CONN_ABORT, rc == PC_EPROTO ? PC_CONN_TLS : PC_CONN_ERROR,
                  rc);

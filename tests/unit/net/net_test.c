@@ -140,6 +140,7 @@ enum mode {
     MODE_PAUSE,         /* first read: pause for 150 ms */
     MODE_NO_CBS,        /* the accept callback sets nothing */
     MODE_CLOSE_STUCK,   /* first read: write 8 MB, close (peer reads nothing) */
+    MODE_CLOSE_LATER,   /* the same, closing 100 ms later (a write in flight) */
 };
 
 struct srv {
@@ -260,6 +261,15 @@ pause_over(uv_timer_t *t)
 }
 
 static void
+close_later(uv_timer_t *t)
+{
+    struct srv *s = t->data;
+    if (s->paused != NULL) {
+        pc_conn_close(s->paused);
+    }
+}
+
+static void
 srv_read(struct pc_conn *c, const char *data, size_t len)
 {
     struct srv *s = pc_conn_data(c);
@@ -311,6 +321,7 @@ srv_read(struct pc_conn *c, const char *data, size_t len)
         }
         break;
     case MODE_CLOSE_STUCK:
+    case MODE_CLOSE_LATER:
         if (first) {
             size_t stuck = 8 * 1024 * 1024;
             char *big = calloc(1, stuck);
@@ -318,7 +329,13 @@ srv_read(struct pc_conn *c, const char *data, size_t len)
             pc_conn_set_sendq_max(c, 2 * stuck);
             assert_int_equal(pc_conn_write(c, big, stuck), 0);
             free(big);
-            pc_conn_close(c);
+            if (s->mode == MODE_CLOSE_STUCK) {
+                pc_conn_close(c);
+            } else {
+                s->paused = c;
+                assert_int_equal(uv_timer_start(&s->timer, close_later, 100, 0),
+                                 0);
+            }
         }
         break;
     case MODE_NO_CBS:
@@ -558,7 +575,12 @@ cl_main(void *arg)
 
     cl->fd = -1;
     if (cl_connect(cl) != 0) {
-        if (!cl->expect_fail) {
+        if (cl->expect_fail) {
+            /* The server's alert arrived, not just the end of the stream. */
+            unsigned long e = ERR_peek_error();
+            CL_CHECK(cl,
+                     ERR_GET_REASON(e) == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION);
+        } else {
             fprintf(stderr, "client: cannot connect\n");
             cl->failures++;
         }
@@ -1077,20 +1099,39 @@ test_tls_close_in_read(void **state)
     close_in_read(true);
 }
 
-/* A close waiting for a peer that reads nothing ends after the timeout. */
+/* A close waiting for a peer that reads nothing ends after the timeout,
+ * whether the output was still queued or already in a write. */
 static void
-test_close_timeout(void **state)
+close_timeout(enum mode mode, bool tls)
 {
     struct srv s;
     uint64_t t0 = uv_hrtime();
 
-    run_case(&s, &(struct case_opts){.mode = MODE_CLOSE_STUCK,
-                                     .close_ms = 300,
-                                     .run = run_no_read});
+    run_case(
+        &s, &(struct case_opts){
+                .mode = mode, .tls = tls, .close_ms = 300, .run = run_no_read});
     assert_int_equal(s.closed, 1);
     assert_int_equal(s.why, PC_CONN_LOCAL);
     assert_int_equal(s.err, PC_ETIMEDOUT);
     assert_true(uv_hrtime() - t0 >= 300 * 1000000ULL);
+}
+
+static void
+test_close_timeout(void **state)
+{
+    close_timeout(MODE_CLOSE_STUCK, false);
+}
+
+static void
+test_close_timeout_write_in_flight(void **state)
+{
+    close_timeout(MODE_CLOSE_LATER, false);
+}
+
+static void
+test_tls_close_timeout_write_in_flight(void **state)
+{
+    close_timeout(MODE_CLOSE_LATER, true);
 }
 
 static void
@@ -1290,6 +1331,8 @@ main(void)
         cmocka_unit_test(test_plain_close_in_read),
         cmocka_unit_test(test_tls_close_in_read),
         cmocka_unit_test(test_close_timeout),
+        cmocka_unit_test(test_close_timeout_write_in_flight),
+        cmocka_unit_test(test_tls_close_timeout_write_in_flight),
         cmocka_unit_test(test_no_callbacks_closes),
         cmocka_unit_test(test_plain_pause_resume),
         cmocka_unit_test(test_tls_pause_resume),
