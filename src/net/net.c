@@ -586,14 +586,13 @@ conn_written(uv_write_t *req, int status)
     mark_dirty(c); /* the rest, or the close that waited */
 }
 
-/* Writes len bytes at data now if the socket takes them, and queues the
- * rest in the connection's one write request. mem, if not NULL, is the
- * allocation holding data, given to the request (or freed); otherwise the
- * rest is copied. */
+/* Writes the len bytes at mem now if the socket takes them, and gives the
+ * rest, with mem itself (no copy), to the connection's one write request.
+ * mem is freed either way. */
 static int
-conn_send(struct pc_conn *c, char *data, size_t len, char *mem)
+conn_send(struct pc_conn *c, char *mem, size_t len)
 {
-    uv_buf_t b = uv_buf_init(data, (unsigned int)len);
+    uv_buf_t b = uv_buf_init(mem, (unsigned int)len);
     struct net_wreq *w;
     int rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
 
@@ -610,19 +609,9 @@ conn_send(struct pc_conn *c, char *data, size_t len, char *mem)
         return -ENOMEM;
     }
     w->conn = c;
+    w->mem = mem;
     w->len = len - (size_t)rc;
-    if (mem != NULL) {
-        w->mem = mem;
-        b = uv_buf_init(data + rc, (unsigned int)w->len);
-    } else {
-        w->mem = malloc(w->len);
-        if (w->mem == NULL) {
-            free(w);
-            return -ENOMEM;
-        }
-        memcpy(w->mem, data + rc, w->len);
-        b = uv_buf_init(w->mem, (unsigned int)w->len);
-    }
+    b = uv_buf_init(mem + rc, (unsigned int)w->len);
     w->req.data = w;
     rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_written);
     if (rc < 0) {
@@ -644,9 +633,8 @@ flush_plain(struct pc_conn *c)
         pc_buf_free(&c->out);
         return 0;
     }
-    /* The buffer itself goes to the write request, without a copy. */
-    pc_buf_init(&c->out, c->out.max);
-    return conn_send(c, mem, len, mem);
+    pc_buf_init(&c->out, c->out.max); /* mem now belongs to conn_send */
+    return conn_send(c, mem, len);
 }
 
 /* Encrypts queued plaintext a record at a time into the wire buffer, after
@@ -691,11 +679,10 @@ flush_tls(struct pc_conn *c)
         if (rc < 0 || c->wire.len == 0) {
             break;
         }
-        /* The batch goes to the write request without a copy. */
-        char *mem = c->wire.data;
+        char *mem = c->wire.data; /* now belongs to conn_send */
         size_t len = c->wire.len;
         pc_buf_init(&c->wire, c->wire.max);
-        rc = conn_send(c, mem, len, mem);
+        rc = conn_send(c, mem, len);
     }
     pc_buf_consume(&c->out, off);
     if (c->out.len == 0) {
