@@ -1245,7 +1245,10 @@ cmd_message(struct pc_session *s, const struct pc_irc_msg *m, bool notice)
         if (t[0] == '#') {
             struct pc_room *r = pc_room_find(s->chat, t);
             if (r == NULL || !r->loaded) {
-                pc_sess_num(s, PC_ERR_NOSUCHCHANNEL, "%s :No such channel", t);
+                if (!notice) { /* NOTICE never gets an error reply */
+                    pc_sess_num(s, PC_ERR_NOSUCHCHANNEL,
+                                "%s :No such channel", t);
+                }
                 continue;
             }
             /* The post owns the label; only one async target keeps it. */
@@ -1256,7 +1259,10 @@ cmd_message(struct pc_session *s, const struct pc_irc_msg *m, bool notice)
         }
         struct pc_session *u = pc_sess_by_nick(s->chat, t);
         if (u == NULL || u->state != SESS_ACTIVE) {
-            pc_sess_num(s, PC_ERR_NOSUCHNICK, "%s :No such nick/channel", t);
+            if (!notice) {
+                pc_sess_num(s, PC_ERR_NOSUCHNICK, "%s :No such nick/channel",
+                            t);
+            }
             continue;
         }
         msg_to_user(s, u, notice, m, label);
