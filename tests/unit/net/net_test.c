@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <valgrind/valgrind.h>
 
@@ -141,6 +143,7 @@ enum mode {
     MODE_NO_CBS,        /* the accept callback sets nothing */
     MODE_CLOSE_STUCK,   /* first read: write 8 MB, close (peer reads nothing) */
     MODE_CLOSE_LATER,   /* the same, closing 100 ms later (a write in flight) */
+    MODE_IDLE,          /* count reads; measure the heap at the last one */
 };
 
 struct srv {
@@ -174,6 +177,10 @@ struct srv {
     char fp[65];
     char peer[64];
     uint64_t last_id;
+    int idle_want;    /* MODE_IDLE: connections to wait for */
+    size_t heap_base; /* MODE_IDLE: heap in use before accepting */
+    size_t heap_per_conn;
+    int idle_pipe;           /* MODE_IDLE: closed to let the clients go */
     atomic_bool conn_closed; /* for client threads */
 };
 
@@ -336,6 +343,16 @@ srv_read(struct pc_conn *c, const char *data, size_t len)
                 assert_int_equal(uv_timer_start(&s->timer, close_later, 100, 0),
                                  0);
             }
+        }
+        break;
+    case MODE_IDLE:
+        if (s->reads == s->idle_want) {
+            struct mallinfo2 mi = mallinfo2();
+            s->heap_per_conn =
+                mi.uordblks > s->heap_base
+                    ? (mi.uordblks - s->heap_base) / (size_t)s->idle_want
+                    : 0;
+            (void)close(s->idle_pipe); /* the clients hang up */
         }
         break;
     case MODE_NO_CBS:
@@ -1189,6 +1206,69 @@ test_tls_ctx_errors(void **state)
     SSL_CTX_free(ctx);
 }
 
+/* Heap per idle connection, server side: the clients live in a child
+ * process. Each connection has sent one line and is then left alone. */
+static size_t
+idle_heap(bool tls, int nconns)
+{
+    struct srv s;
+    int fds[2];
+    pid_t pid;
+    int status;
+
+    srv_start(&s, MODE_IDLE, tls);
+    s.idle_want = nconns;
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct client cl;
+        char b;
+        int failures = 0;
+
+        (void)close(fds[1]);
+        for (int i = 0; i < nconns; i++) {
+            memset(&cl, 0, sizeof(cl));
+            cl.port = s.port;
+            cl.tls = tls;
+            if (cl_connect(&cl) != 0 || cl_write(&cl, "x\r\n", 3) != 0) {
+                failures++;
+            }
+            /* Kept open, and not freed: the process ends soon. */
+        }
+        (void)read(fds[0], &b, 1);
+        _exit(failures == 0 ? 0 : 1);
+    }
+    (void)close(fds[0]);
+    s.idle_pipe = fds[1];
+    atomic_store(&s.client_done, true);
+    s.heap_base = mallinfo2().uordblks;
+    srv_run(&s);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(s.accepted, nconns);
+    return s.heap_per_conn;
+}
+
+static void
+test_idle_memory(void **state)
+{
+    size_t plain, tls;
+
+    if (RUNNING_ON_VALGRIND) {
+        print_message("# heap measure not run under valgrind\n");
+        return;
+    }
+    plain = idle_heap(false, 300);
+    tls = idle_heap(true, 300);
+    print_message("# heap per idle connection: plain %zu bytes, TLS %zu "
+                  "bytes\n",
+                  plain, tls);
+    /* The budget: 19,000 idle TLS clients at 16 KiB each. */
+    assert_true(plain <= 1024);
+    assert_true(tls <= 16384);
+}
+
 static void
 test_listener_addresses(void **state)
 {
@@ -1338,6 +1418,7 @@ main(void)
         cmocka_unit_test(test_tls_pause_resume),
         cmocka_unit_test(test_tls_ctx_errors),
         cmocka_unit_test(test_listener_addresses),
+        cmocka_unit_test(test_idle_memory),
         cmocka_unit_test(test_accept_emfile_pauses),
     };
 
