@@ -73,6 +73,21 @@ scn_init() {
     echo "# $(basename "$0") --server $SERVER; machine: $(nproc) cores," \
          "$(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r);" \
          "work dir $WORK" >&2
+    scn_idle_check
+}
+
+# Generator and server share the cores: anything else running skews every
+# figure, so say how idle the machine was just before (from /proc/stat).
+scn_idle_check() {
+    local a b
+    a=$(awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat)
+    sleep 1
+    b=$(awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat)
+    SCN_IDLE_PCT=$(echo "$a $b" | awk '{d = $4 - $2; print (d > 0 ? int(100 * ($3 - $1) / d) : 100)}')
+    echo "# CPU idle before the run: $SCN_IDLE_PCT%; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+    if [ "$SCN_IDLE_PCT" -lt 80 ]; then
+        echo "# WARNING: other processes are using the CPU; figures will be low" >&2
+    fi
 }
 
 scn_cleanup() {
@@ -185,7 +200,7 @@ scn_bench() {
 
 # scn_table TITLE HEADER=key.path ...: one row per run, one column per key.
 scn_table() {
-    python3 - "$ROWS" "$SERVER" "$@" <<'PY'
+    SCN_IDLE_PCT=${SCN_IDLE_PCT:-?} python3 - "$ROWS" "$SERVER" "$@" <<'PY'
 import json, sys
 rows, server, title, cols = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 def get(d, path):
@@ -212,7 +227,8 @@ for line in open(rows):
         d = {}
     table.append([label] + [fmt(get(d, c.split("=", 1)[1])) for c in cols])
 widths = [max(len(r[i]) for r in table + [heads]) for i in range(len(heads))]
-print("\n%s (server: %s)" % (title, server))
+import os
+print("\n%s (server: %s; CPU idle before: %s%%)" % (title, server, os.environ.get("SCN_IDLE_PCT", "?")))
 print("| " + " | ".join(h.ljust(w) for h, w in zip(heads, widths)) + " |")
 print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 for r in table:
