@@ -1,6 +1,10 @@
-/* libFuzzer target: framing, parsing, tag unescaping and the serialiser.
- * Invariant: a parsed message serialised again parses to the same command,
- * parameters and tags. */
+/* libFuzzer target: framing, parsing and the serialiser over a stream of
+ * lines. Invariants:
+ * - a framed line is shorter than what it consumes and within the limit;
+ * - a parsed message serialises without error, to one line with no NUL,
+ *   CR or LF before its CR LF, and parses again to the same tags, source,
+ *   command and parameters (the last may be cut to a prefix when the ':'
+ *   the serialiser adds pushes it past the body limit). */
 #include "config.h"
 
 #include <stdint.h>
@@ -12,28 +16,36 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void
-same_slice(struct pc_irc_str a, struct pc_irc_str b)
+check(bool ok)
 {
-    if (a.len != b.len || memcmp(a.p, b.p, a.len) != 0) {
+    if (!ok) {
         abort();
     }
+}
+
+static bool
+same(struct pc_irc_str a, struct pc_irc_str b)
+{
+    return a.len == b.len && memcmp(a.p, b.p, a.len) == 0;
+}
+
+/* a copy of the slice as a C string; the parser never lets a NUL in. */
+static void
+cstr(char *dst, struct pc_irc_str s)
+{
+    memcpy(dst, s.p, s.len);
+    dst[s.len] = '\0';
 }
 
 static void
 check_roundtrip(const struct pc_irc_msg *m)
 {
-    struct pc_irc_line l;
-    struct pc_irc_msg again;
-    char cmd[64], src[PC_IRC_BODY_MAX];
+    static struct pc_irc_line l;
+    static struct pc_irc_msg again;
+    char cmd[PC_IRC_BODY_MAX], src[PC_IRC_BODY_MAX];
 
-    if (m->command.len >= sizeof(cmd) || m->source.len >= sizeof(src)) {
-        return;
-    }
-    memcpy(cmd, m->command.p, m->command.len);
-    cmd[m->command.len] = '\0';
-    memcpy(src, m->source.p, m->source.len);
-    src[m->source.len] = '\0';
-
+    cstr(cmd, m->command);
+    cstr(src, m->source);
     pc_irc_line_init(&l);
     for (size_t i = 0; i < m->ntags; i++) {
         pc_irc_line_tag_raw(&l, m->tags[i].key, m->tags[i].value);
@@ -50,30 +62,47 @@ check_roundtrip(const struct pc_irc_msg *m)
         }
     }
     ssize_t n = pc_irc_line_end(&l);
-    if (n < 0) {
-        return; /* e.g. a tag section larger than a server may send */
-    }
-    if (n < 2 || l.buf[n - 2] != '\r' || l.buf[n - 1] != '\n') {
-        abort();
-    }
-    if (pc_irc_parse(l.buf, (size_t)n - 2, &again) != 0) {
-        abort();
-    }
-    same_slice(again.command, m->command);
-    same_slice(again.source, m->source);
-    if (again.nparams != m->nparams || again.ntags != m->ntags) {
-        abort();
+    check(n >= 2 && (size_t)n <= sizeof(l.buf));
+    check(l.buf[n - 2] == '\r' && l.buf[n - 1] == '\n');
+    check((size_t)n - l.body_start <= PC_IRC_BODY_MAX);
+    size_t len = (size_t)n - 2;
+    check(memchr(l.buf, '\0', len) == NULL && memchr(l.buf, '\r', len) == NULL
+          && memchr(l.buf, '\n', len) == NULL);
+
+    check(pc_irc_parse(l.buf, len, &again) == 0);
+    check(same(again.command, m->command) && same(again.source, m->source));
+    check(again.ntags == m->ntags && again.nparams == m->nparams);
+    for (size_t i = 0; i < m->ntags; i++) {
+        check(same(again.tags[i].key, m->tags[i].key));
+        check(same(again.tags[i].value, m->tags[i].value));
     }
     for (size_t i = 0; i < m->nparams; i++) {
-        /* The serialiser may cut a long last parameter; compare prefixes. */
-        if (i + 1 == m->nparams && again.params[i].len < m->params[i].len) {
-            if (memcmp(again.params[i].p, m->params[i].p,
-                       again.params[i].len) != 0) {
-                abort();
-            }
-            continue;
+        struct pc_irc_str a = again.params[i], b = m->params[i];
+        if (i + 1 == m->nparams && a.len < b.len) {
+            check(memcmp(a.p, b.p, a.len) == 0);
+            check(b.len - a.len <= 4); /* the ':' and a split character */
+        } else {
+            check(same(a, b));
         }
-        same_slice(again.params[i], m->params[i]);
+    }
+}
+
+static void
+check_tags(const struct pc_irc_msg *m)
+{
+    static char tmp[PC_IRC_LINE_MAX];
+
+    for (size_t i = 0; i < m->ntags; i++) {
+        const struct pc_irc_tag *t = &m->tags[i];
+        check(pc_irc_tag_key_valid(t->key.p, t->key.len));
+        ssize_t u = pc_irc_tag_unescape(tmp, sizeof(tmp), t->value.p,
+                                        t->value.len);
+        check(u >= 0 && (size_t)u <= t->value.len);
+        /* The lookup finds this key, at this place or a later one. */
+        char key[PC_IRC_CLIENT_TAGS_MAX];
+        cstr(key, t->key);
+        const struct pc_irc_tag *found = pc_irc_msg_tag(m, key);
+        check(found != NULL && found >= t && same(found->key, t->key));
     }
 }
 
@@ -91,26 +120,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             line_len = size - off; /* the unterminated tail, as one line */
             n = (ssize_t)line_len;
         } else if (n < 0) {
+            check(n == PC_IRC_ETOOLONG);
             const char *nl = memchr(buf + off, '\n', size - off);
             if (nl == NULL) {
                 break;
             }
             off = (size_t)(nl - buf) + 1;
             continue;
+        } else {
+            check(line_len < (size_t)n && line_len <= PC_IRC_LINE_MAX);
         }
-        struct pc_irc_msg m;
-        if (pc_irc_parse(buf + off, line_len, &m) == 0) {
-            char tmp[PC_IRC_LINE_MAX];
-            for (size_t i = 0; i < m.ntags; i++) {
-                ssize_t u = pc_irc_tag_unescape(tmp, sizeof(tmp),
-                                                m.tags[i].value.p,
-                                                m.tags[i].value.len);
-                if (u < 0 || (size_t)u > m.tags[i].value.len) {
-                    abort();
-                }
-            }
+        static struct pc_irc_msg m;
+        int rc = pc_irc_parse(buf + off, line_len, &m);
+        if (rc == 0) {
+            check(pc_irc_cmd_valid(m.command.p, m.command.len));
+            check(m.nparams <= PC_IRC_MAX_PARAMS && m.ntags <= PC_IRC_MAX_TAGS);
+            check_tags(&m);
             (void)pc_utf8_valid(buf + off, line_len);
             check_roundtrip(&m);
+        } else {
+            check(rc == PC_IRC_EEMPTY || rc == PC_IRC_ESYNTAX
+                  || rc == PC_IRC_ETOOMANY || rc == PC_IRC_ETOOLONG);
         }
         off += (size_t)n;
     }
