@@ -375,6 +375,7 @@ struct bench_worker {
     enum bench_phase phase;
     int next_connect;
     int dead;
+    int ready; /* clients in ST_READY now */
     uint64_t t_start_ns, t_go_ns, t_measure_ns, t_end_ns, t_last_tick_ns;
     bool posting, measuring;
     double rate, credit;
@@ -405,6 +406,9 @@ client_close(struct bench_client *c, int kind)
     }
     if (kind >= 0) {
         c->w->st.err[kind]++;
+    }
+    if (c->state == ST_READY) {
+        c->w->ready--;
     }
     c->state = ST_DEAD;
     c->w->dead++;
@@ -458,7 +462,8 @@ on_written(uv_write_t *req, int status)
         client_close(c, E_WRITE);
         return;
     }
-    if (c->out.len > 0 || c->wire.len > 0) {
+    if (c->out.len > 0 || c->wire.len > 0
+        || (c->ssl != NULL && BIO_ctrl_pending(SSL_get_wbio(c->ssl)) > 0)) {
         mark_dirty(c);
     }
 }
@@ -684,6 +689,7 @@ on_registered(struct bench_client *c)
         client_send(c, "JOIN #%s%d", w->o->room_prefix, c->room);
     } else {
         c->state = ST_READY;
+        w->ready++;
         w->st.joined++;
         w->st.t_last_joined = w->st.t_last_registered;
     }
@@ -776,6 +782,7 @@ on_line(struct bench_client *c, char *p)
         case 366:
             if (c->state == ST_JOINING) {
                 c->state = ST_READY;
+                w->ready++;
                 w->st.joined++;
                 w->st.t_last_joined = now_ns();
             }
@@ -1229,7 +1236,7 @@ on_tick(uv_timer_t *t)
             batch++;
         }
         bool settled = w->next_connect == w->nclients
-                       && (int)w->st.joined + w->dead >= w->nclients;
+                       && w->ready + w->dead >= w->nclients;
         if (settled || since > o->connect_timeout) {
             for (int i = 0; i < w->nclients; i++) {
                 if (w->clients[i].state != ST_READY
