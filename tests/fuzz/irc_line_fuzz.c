@@ -8,20 +8,11 @@
 #include "config.h"
 
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "irc/irc.h"
+#include "fuzz.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void
-check(bool ok)
-{
-    if (!ok) {
-        abort();
-    }
-}
 
 static bool
 same(struct pc_irc_str a, struct pc_irc_str b)
@@ -62,27 +53,29 @@ check_roundtrip(const struct pc_irc_msg *m)
         }
     }
     ssize_t n = pc_irc_line_end(&l);
-    check(n >= 2 && (size_t)n <= sizeof(l.buf));
-    check(l.buf[n - 2] == '\r' && l.buf[n - 1] == '\n');
-    check((size_t)n - l.body_start <= PC_IRC_BODY_MAX);
+    fuzz_check(n >= 2 && (size_t)n <= sizeof(l.buf));
+    fuzz_check(l.buf[n - 2] == '\r' && l.buf[n - 1] == '\n');
+    fuzz_check((size_t)n - l.body_start <= PC_IRC_BODY_MAX);
     size_t len = (size_t)n - 2;
-    check(memchr(l.buf, '\0', len) == NULL && memchr(l.buf, '\r', len) == NULL
-          && memchr(l.buf, '\n', len) == NULL);
+    fuzz_check(memchr(l.buf, '\0', len) == NULL
+               && memchr(l.buf, '\r', len) == NULL
+               && memchr(l.buf, '\n', len) == NULL);
 
-    check(pc_irc_parse(l.buf, len, &again) == 0);
-    check(same(again.command, m->command) && same(again.source, m->source));
-    check(again.ntags == m->ntags && again.nparams == m->nparams);
+    fuzz_check(pc_irc_parse(l.buf, len, &again) == 0);
+    fuzz_check(same(again.command, m->command));
+    fuzz_check(same(again.source, m->source));
+    fuzz_check(again.ntags == m->ntags && again.nparams == m->nparams);
     for (size_t i = 0; i < m->ntags; i++) {
-        check(same(again.tags[i].key, m->tags[i].key));
-        check(same(again.tags[i].value, m->tags[i].value));
+        fuzz_check(same(again.tags[i].key, m->tags[i].key));
+        fuzz_check(same(again.tags[i].value, m->tags[i].value));
     }
     for (size_t i = 0; i < m->nparams; i++) {
         struct pc_irc_str a = again.params[i], b = m->params[i];
         if (i + 1 == m->nparams && a.len < b.len) {
-            check(memcmp(a.p, b.p, a.len) == 0);
-            check(b.len - a.len <= 4); /* the ':' and a split character */
+            fuzz_check(memcmp(a.p, b.p, a.len) == 0);
+            fuzz_check(b.len - a.len <= 4); /* the ':' and a split character */
         } else {
-            check(same(a, b));
+            fuzz_check(same(a, b));
         }
     }
 }
@@ -94,15 +87,15 @@ check_tags(const struct pc_irc_msg *m)
 
     for (size_t i = 0; i < m->ntags; i++) {
         const struct pc_irc_tag *t = &m->tags[i];
-        check(pc_irc_tag_key_valid(t->key.p, t->key.len));
+        fuzz_check(pc_irc_tag_key_valid(t->key.p, t->key.len));
         ssize_t u = pc_irc_tag_unescape(tmp, sizeof(tmp), t->value.p,
                                         t->value.len);
-        check(u >= 0 && (size_t)u <= t->value.len);
+        fuzz_check(u >= 0 && (size_t)u <= t->value.len);
         /* The lookup finds this key, at this place or a later one. */
         char key[PC_IRC_CLIENT_TAGS_MAX];
         cstr(key, t->key);
         const struct pc_irc_tag *found = pc_irc_msg_tag(m, key);
-        check(found != NULL && found >= t && same(found->key, t->key));
+        fuzz_check(found != NULL && found >= t && same(found->key, t->key));
     }
 }
 
@@ -120,7 +113,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             line_len = size - off; /* the unterminated tail, as one line */
             n = (ssize_t)line_len;
         } else if (n < 0) {
-            check(n == PC_IRC_ETOOLONG);
+            fuzz_check(n == PC_IRC_ETOOLONG);
             const char *nl = memchr(buf + off, '\n', size - off);
             if (nl == NULL) {
                 break;
@@ -128,18 +121,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             off = (size_t)(nl - buf) + 1;
             continue;
         } else {
-            check(line_len < (size_t)n && line_len <= PC_IRC_LINE_MAX);
+            fuzz_check(line_len < (size_t)n && line_len <= PC_IRC_LINE_MAX);
         }
         static struct pc_irc_msg m;
         int rc = pc_irc_parse(buf + off, line_len, &m);
         if (rc == 0) {
-            check(pc_irc_cmd_valid(m.command.p, m.command.len));
-            check(m.nparams <= PC_IRC_MAX_PARAMS && m.ntags <= PC_IRC_MAX_TAGS);
+            fuzz_check(pc_irc_cmd_valid(m.command.p, m.command.len));
+            fuzz_check(m.nparams <= PC_IRC_MAX_PARAMS);
+            fuzz_check(m.ntags <= PC_IRC_MAX_TAGS);
             check_tags(&m);
             (void)pc_utf8_valid(buf + off, line_len);
             check_roundtrip(&m);
         } else {
-            check(rc == PC_IRC_EEMPTY || rc == PC_IRC_ESYNTAX
+            fuzz_check(rc == PC_IRC_EEMPTY || rc == PC_IRC_ESYNTAX
                   || rc == PC_IRC_ETOOMANY || rc == PC_IRC_ETOOLONG);
         }
         off += (size_t)n;

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 #define REPLAY_MAX_FILES 4096
 #define REPLAY_MAX_INPUT (1 << 20)

@@ -8,22 +8,12 @@
 #include "config.h"
 
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "irc/irc.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 #define MAX_IN 4096
-
-static void
-check(bool ok)
-{
-    if (!ok) {
-        abort();
-    }
-}
 
 static void
 check_escape(const char *in, size_t size)
@@ -31,17 +21,17 @@ check_escape(const char *in, size_t size)
     static char esc[2 * MAX_IN], back[MAX_IN];
 
     ssize_t e = pc_irc_tag_escape(esc, sizeof(esc), in, size);
-    check(e >= 0 && (size_t)e >= size && (size_t)e <= 2 * size);
+    fuzz_check(e >= 0 && (size_t)e >= size && (size_t)e <= 2 * size);
     for (ssize_t i = 0; i < e; i++) {
-        check(esc[i] != ';' && esc[i] != ' ' && esc[i] != '\r'
+        fuzz_check(esc[i] != ';' && esc[i] != ' ' && esc[i] != '\r'
               && esc[i] != '\n');
     }
     ssize_t u = pc_irc_tag_unescape(back, sizeof(back), esc, (size_t)e);
-    check(u == (ssize_t)size && memcmp(back, in, size) == 0);
+    fuzz_check(u == (ssize_t)size && memcmp(back, in, size) == 0);
 
     /* One byte short of the escaped length must fail cleanly. */
     if (e > 0) {
-        check(pc_irc_tag_escape(esc, (size_t)e - 1, in, size) == -1);
+        fuzz_check(pc_irc_tag_escape(esc, (size_t)e - 1, in, size) == -1);
     }
 }
 
@@ -51,13 +41,13 @@ check_unescape(const char *in, size_t size)
     static char out[MAX_IN], esc[2 * MAX_IN], back[MAX_IN];
 
     ssize_t u = pc_irc_tag_unescape(out, sizeof(out), in, size);
-    check(u >= 0 && (size_t)u <= size);
+    fuzz_check(u >= 0 && (size_t)u <= size);
     ssize_t e = pc_irc_tag_escape(esc, sizeof(esc), out, (size_t)u);
-    check(e >= 0);
+    fuzz_check(e >= 0);
     ssize_t b = pc_irc_tag_unescape(back, sizeof(back), esc, (size_t)e);
-    check(b == u && memcmp(back, out, (size_t)u) == 0);
+    fuzz_check(b == u && memcmp(back, out, (size_t)u) == 0);
     if (u > 0) {
-        check(pc_irc_tag_unescape(out, (size_t)u - 1, in, size) == -1);
+        fuzz_check(pc_irc_tag_unescape(out, (size_t)u - 1, in, size) == -1);
     }
 }
 
@@ -72,23 +62,23 @@ check_section(const char *in, size_t size)
     memcpy(line + 1 + size, " PING", 5);
     int rc = pc_irc_parse(line, size + 6, &m);
     if (pc_irc_tag_key_valid(in, size)) {
-        check(rc == 0 && m.ntags == 1 && m.tags[0].key.len == size);
+        fuzz_check(rc == 0 && m.ntags == 1 && m.tags[0].key.len == size);
     }
     if (rc != 0) {
-        check(rc == PC_IRC_ESYNTAX || rc == PC_IRC_ETOOMANY
+        fuzz_check(rc == PC_IRC_ESYNTAX || rc == PC_IRC_ETOOMANY
               || rc == PC_IRC_ETOOLONG || rc == PC_IRC_EEMPTY);
         return;
     }
     for (size_t i = 0; i < m.ntags; i++) {
         const struct pc_irc_tag *t = &m.tags[i];
-        check(pc_irc_tag_key_valid(t->key.p, t->key.len));
-        check(memchr(t->value.p, ';', t->value.len) == NULL);
-        check(memchr(t->value.p, ' ', t->value.len) == NULL);
+        fuzz_check(pc_irc_tag_key_valid(t->key.p, t->key.len));
+        fuzz_check(memchr(t->value.p, ';', t->value.len) == NULL);
+        fuzz_check(memchr(t->value.p, ' ', t->value.len) == NULL);
     }
     /* The key check agrees with the parser on a lone key. */
     if (memchr(in, ';', size) == NULL && memchr(in, '=', size) == NULL
         && memchr(in, ' ', size) == NULL) {
-        check(m.ntags == 1);
+        fuzz_check(m.ntags == 1);
     }
 }
 

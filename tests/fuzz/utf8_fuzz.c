@@ -5,20 +5,11 @@
 #include "config.h"
 
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "irc/irc.h"
+#include "fuzz.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void
-check(bool ok)
-{
-    if (!ok) {
-        abort();
-    }
-}
 
 static bool
 in(uint8_t c, uint8_t lo, uint8_t hi)
@@ -66,23 +57,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *s = (const char *)data;
     bool ok = pc_utf8_valid(s, size);
 
-    check(ok == reference_valid(data, size));
+    fuzz_check(ok == reference_valid(data, size));
     /* Every cut point: within bounds, and valid text stays valid. */
     for (size_t max = 0; max <= size && max < 64; max++) {
         size_t n = pc_utf8_cut(s, size, max);
-        check(n <= max);
+        fuzz_check(n <= max);
         if (ok) {
-            check(max - n < 4);
-            check(pc_utf8_valid(s, n));
+            fuzz_check(max - n < 4);
+            fuzz_check(pc_utf8_valid(s, n));
         }
     }
     if (size > 0) {
         size_t n = pc_utf8_cut(s, size, size - 1);
-        check(n <= size - 1);
+        fuzz_check(n <= size - 1);
         if (ok) {
-            check(pc_utf8_valid(s, n) && size - 1 - n < 4);
+            fuzz_check(pc_utf8_valid(s, n) && size - 1 - n < 4);
         }
     }
-    check(pc_utf8_cut(s, size, size) == size);
+    fuzz_check(pc_utf8_cut(s, size, size) == size);
     return 0;
 }

@@ -395,11 +395,11 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_split),        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_good_keys),    cmocka_unit_test(test_params_max),
-        cmocka_unit_test(test_tags_max),     cmocka_unit_test(test_body_limit),
-        cmocka_unit_test(test_tags_limit),   cmocka_unit_test(test_empty_values),
-        cmocka_unit_test(test_lookup),       cmocka_unit_test(test_cmd),
+        cmocka_unit_test(test_split),       cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_good_keys),   cmocka_unit_test(test_params_max),
+        cmocka_unit_test(test_tags_max),    cmocka_unit_test(test_body_limit),
+        cmocka_unit_test(test_tags_limit),  cmocka_unit_test(test_empty_values),
+        cmocka_unit_test(test_lookup),      cmocka_unit_test(test_cmd),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests(tests, NULL, NULL);
