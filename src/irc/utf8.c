@@ -49,8 +49,8 @@ pc_utf8_valid(const char *s, size_t len)
             }
             cp = (cp << 6) | (p[i + k] & 0x3Fu);
         }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)
-            || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF
+            || (cp >= 0xD800 && cp <= 0xDFFF)) {
             return false;
         }
         i += n + 1;

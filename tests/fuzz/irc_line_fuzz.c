@@ -10,9 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "irc/irc.h"
 #include "fuzz.h"
-
+#include "irc/irc.h"
 
 static bool
 same(struct pc_irc_str a, struct pc_irc_str b)
@@ -88,8 +87,8 @@ check_tags(const struct pc_irc_msg *m)
     for (size_t i = 0; i < m->ntags; i++) {
         const struct pc_irc_tag *t = &m->tags[i];
         fuzz_check(pc_irc_tag_key_valid(t->key.p, t->key.len));
-        ssize_t u = pc_irc_tag_unescape(tmp, sizeof(tmp), t->value.p,
-                                        t->value.len);
+        ssize_t u =
+            pc_irc_tag_unescape(tmp, sizeof(tmp), t->value.p, t->value.len);
         fuzz_check(u >= 0 && (size_t)u <= t->value.len);
         /* The lookup finds this key, at this place or a later one. */
         char key[PC_IRC_CLIENT_TAGS_MAX];
@@ -107,8 +106,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     while (off < size) {
         size_t line_len = 0;
-        ssize_t n = pc_irc_frame(buf + off, size - off, PC_IRC_LINE_MAX,
-                                 &line_len);
+        ssize_t n =
+            pc_irc_frame(buf + off, size - off, PC_IRC_LINE_MAX, &line_len);
         if (n == 0) {
             line_len = size - off; /* the unterminated tail, as one line */
             n = (ssize_t)line_len;
@@ -134,7 +133,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_roundtrip(&m);
         } else {
             fuzz_check(rc == PC_IRC_EEMPTY || rc == PC_IRC_ESYNTAX
-                  || rc == PC_IRC_ETOOMANY || rc == PC_IRC_ETOOLONG);
+                       || rc == PC_IRC_ETOOMANY || rc == PC_IRC_ETOOLONG);
         }
         off += (size_t)n;
     }

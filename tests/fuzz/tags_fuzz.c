@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "irc/irc.h"
 #include "fuzz.h"
+#include "irc/irc.h"
 
 #define MAX_IN 4096
 
@@ -24,7 +24,7 @@ check_escape(const char *in, size_t size)
     fuzz_check(e >= 0 && (size_t)e >= size && (size_t)e <= 2 * size);
     for (ssize_t i = 0; i < e; i++) {
         fuzz_check(esc[i] != ';' && esc[i] != ' ' && esc[i] != '\r'
-              && esc[i] != '\n');
+                   && esc[i] != '\n');
     }
     ssize_t u = pc_irc_tag_unescape(back, sizeof(back), esc, (size_t)e);
     fuzz_check(u == (ssize_t)size && memcmp(back, in, size) == 0);
@@ -66,7 +66,7 @@ check_section(const char *in, size_t size)
     }
     if (rc != 0) {
         fuzz_check(rc == PC_IRC_ESYNTAX || rc == PC_IRC_ETOOMANY
-              || rc == PC_IRC_ETOOLONG || rc == PC_IRC_EEMPTY);
+                   || rc == PC_IRC_ETOOLONG || rc == PC_IRC_EEMPTY);
         return;
     }
     for (size_t i = 0; i < m.ntags; i++) {

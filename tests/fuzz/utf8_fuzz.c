@@ -7,9 +7,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "irc/irc.h"
 #include "fuzz.h"
-
+#include "irc/irc.h"
 
 static bool
 in(uint8_t c, uint8_t lo, uint8_t hi)

@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "irc/irc.h"
 #include "helpers.h"
+#include "irc/irc.h"
 
 static void
 test_fold_char(void **state)
@@ -32,6 +32,7 @@ test_fold_char(void **state)
 static void
 test_casefold(void **state)
 {
+    /* clang-format off */
     static const struct {
         const char *in;
         const char *out;
@@ -43,6 +44,8 @@ test_casefold(void **state)
         {"caf\xc3\x89", "caf\xc3\x89"}, /* É: bytes untouched */
         {"{}|~", "{}|~"},
     };
+
+    /* clang-format on */
     char out[32];
 
     for (size_t i = 0; i < N_ELEMS(cases); i++) {

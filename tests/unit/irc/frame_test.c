@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "irc/irc.h"
 #include "helpers.h"
+#include "irc/irc.h"
 
 struct frame_case {
     const char *buf;
@@ -20,6 +20,7 @@ struct frame_case {
     size_t line_len; /* when rc > 0 */
 };
 
+/* clang-format off */
 static const struct frame_case frame_cases[] = {
     {"PING x\r\nNEXT", 512, 8, 6},
     {"PING x\nNEXT", 512, 7, 6},
@@ -53,6 +54,8 @@ static const struct frame_case frame_cases[] = {
     {"a\n", 0, PC_IRC_ETOOLONG, 0},
 };
 
+/* clang-format on */
+
 static void
 test_cases(void **state)
 {
@@ -83,9 +86,8 @@ test_line_max(void **state)
                      PC_IRC_LINE_MAX + 2);
     assert_int_equal(n, PC_IRC_LINE_MAX);
     /* Partial: still waiting at max + 1 bytes. */
-    assert_int_equal(pc_irc_frame(big, PC_IRC_LINE_MAX + 1, PC_IRC_LINE_MAX,
-                                  &n),
-                     0);
+    assert_int_equal(
+        pc_irc_frame(big, PC_IRC_LINE_MAX + 1, PC_IRC_LINE_MAX, &n), 0);
     big[PC_IRC_LINE_MAX] = 'a';
     assert_int_equal(pc_irc_frame(big, sizeof(big), PC_IRC_LINE_MAX, &n),
                      PC_IRC_ETOOLONG);

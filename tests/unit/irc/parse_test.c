@@ -10,17 +10,18 @@
 
 #include <cmocka.h>
 
-#include "irc/irc.h"
 #include "helpers.h"
+#include "irc/irc.h"
 
 struct split_case {
     const char *line;
     const char *tags[6][2]; /* key, unescaped value: the final ones */
     const char *source;     /* NULL: none */
     const char *verb;
-    const char *params[6];  /* up to the first NULL */
+    const char *params[6]; /* up to the first NULL */
 };
 
+/* clang-format off */
 static const struct split_case split_cases[] = {
     /* Plain, with a source, with a trailing parameter. */
     {"foo bar baz asdf", {{0}}, NULL, "foo", {"bar", "baz", "asdf"}},
@@ -104,6 +105,8 @@ static const struct split_case split_cases[] = {
     {"@a=b=c;d=\xc3\xa9 X", {{"a", "b=c"}, {"d", "\xc3\xa9"}}, NULL, "X", {0}},
 };
 
+/* clang-format on */
+
 /* Every parsed key is one of the expected ones, and each expected key reads
  * back (through pc_irc_msg_tag, so the last duplicate) with its value. */
 static void
@@ -161,6 +164,7 @@ struct err_case {
     int rc;
 };
 
+/* clang-format off */
 static const struct err_case err_cases[] = {
     {"", 0, PC_IRC_EEMPTY},
     {"   ", 0, PC_IRC_EEMPTY},
@@ -210,6 +214,8 @@ static const struct err_case err_cases[] = {
     {"C 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 :", 0, PC_IRC_ETOOMANY},
 };
 
+/* clang-format on */
+
 static void
 test_errors(void **state)
 {
@@ -226,10 +232,12 @@ test_errors(void **state)
 static void
 test_good_keys(void **state)
 {
+    /* clang-format off */
     static const char *const lines[] = {
         "@+a.b/c-d PING", "@example.com/x PING", "@+typing=1 PING",
         "@A-9=1 PING",    "@a-b.c-d/e PING",     "@draft/reply=x PING",
     };
+    /* clang-format on */
     for (size_t i = 0; i < N_ELEMS(lines); i++) {
         struct pc_irc_msg m;
         assert_int_equal(parse_str(lines[i], &m), 0);
@@ -395,11 +403,11 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_split),       cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_good_keys),   cmocka_unit_test(test_params_max),
-        cmocka_unit_test(test_tags_max),    cmocka_unit_test(test_body_limit),
-        cmocka_unit_test(test_tags_limit),  cmocka_unit_test(test_empty_values),
-        cmocka_unit_test(test_lookup),      cmocka_unit_test(test_cmd),
+        cmocka_unit_test(test_split),      cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_good_keys),  cmocka_unit_test(test_params_max),
+        cmocka_unit_test(test_tags_max),   cmocka_unit_test(test_body_limit),
+        cmocka_unit_test(test_tags_limit), cmocka_unit_test(test_empty_values),
+        cmocka_unit_test(test_lookup),     cmocka_unit_test(test_cmd),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests(tests, NULL, NULL);

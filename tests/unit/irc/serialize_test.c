@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "irc/irc.h"
 #include "helpers.h"
+#include "irc/irc.h"
 
 struct join_case {
     const char *tags[3][2]; /* key, raw value (NULL: bare key) */
@@ -22,6 +22,7 @@ struct join_case {
     const char *want;      /* one of the lines msg-join accepts */
 };
 
+/* clang-format off */
 static const struct join_case join_cases[] = {
     {{{0}}, NULL, "foo", {"bar", "baz", "asdf"}, "foo bar baz :asdf"},
     {{{0}}, "src", "AWAY", {0}, ":src AWAY"},
@@ -57,6 +58,8 @@ static const struct join_case join_cases[] = {
     {{{0}}, "irc.example", "001", {"alice", "Welcome"},
      ":irc.example 001 alice :Welcome"},
 };
+
+/* clang-format on */
 
 static size_t
 count_params(const char *const *params, size_t max)
@@ -433,10 +436,10 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_join),        cmocka_unit_test(test_tag_raw),
-        cmocka_unit_test(test_errors),      cmocka_unit_test(test_params_max),
-        cmocka_unit_test(test_end_twice),   cmocka_unit_test(test_too_long),
-        cmocka_unit_test(test_tags_limit),  cmocka_unit_test(test_cut_utf8),
+        cmocka_unit_test(test_join),       cmocka_unit_test(test_tag_raw),
+        cmocka_unit_test(test_errors),     cmocka_unit_test(test_params_max),
+        cmocka_unit_test(test_end_twice),  cmocka_unit_test(test_too_long),
+        cmocka_unit_test(test_tags_limit), cmocka_unit_test(test_cut_utf8),
         cmocka_unit_test(test_fits),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);

@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "irc/irc.h"
 #include "helpers.h"
+#include "irc/irc.h"
 
 struct esc_case {
     const char *raw;
@@ -18,6 +18,7 @@ struct esc_case {
 };
 
 /* Both ways: escape(raw) == escaped and unescape(escaped) == raw. */
+/* clang-format off */
 static const struct esc_case esc_cases[] = {
     {"", ""},
     {"plain", "plain"},
@@ -37,6 +38,8 @@ static const struct esc_case esc_cases[] = {
     {"  ", "\\s\\s"},
 };
 
+/* clang-format on */
+
 static void
 test_both_ways(void **state)
 {
@@ -55,6 +58,7 @@ test_both_ways(void **state)
 }
 
 /* Only unescape: the lenient readings the spec asks for. */
+/* clang-format off */
 static const struct esc_case unesc_cases[] = {
     {"value1", "value\\1"},     /* unknown escape: the character */
     {"value1", "value1\\"},     /* trailing backslash: dropped */
@@ -68,6 +72,8 @@ static const struct esc_case unesc_cases[] = {
     {"=", "\\="},
     {"\\n", "\\\\n"},           /* one character at a time */
 };
+
+/* clang-format on */
 
 static void
 test_unescape_lenient(void **state)
@@ -126,17 +132,21 @@ test_all_bytes(void **state)
 static void
 test_keys(void **state)
 {
+    /* clang-format off */
     static const char *const good[] = {
         "a",          "label",        "+typing",       "msgid",
         "draft/reply", "+draft/react", "example.com/x", "+example.com/a-b",
         "A-9",        "-",            "0",             "a.b-c.d/e-f",
         "x/y",        "+x-1.y/z",
     };
+    /* clang-format on */
+    /* clang-format off */
     static const char *const bad[] = {
         "",      "+",     "++a",    "a+",     "/",       "/a",   "a/",
         "+/a",   "a/b/c", "a_b",    "a.b",    "ex_am/x", "a b",  "a;b",
         "a=b",   "a\\b",  "\xc3\xa9", "a/b.c", "@a",      "a/+b", ".",
     };
+    /* clang-format on */
     for (size_t i = 0; i < N_ELEMS(good); i++) {
         print_message("# good %s\n", good[i]);
         assert_true(pc_irc_tag_key_valid(good[i], strlen(good[i])));

@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "irc/irc.h"
 #include "helpers.h"
+#include "irc/irc.h"
 
 struct utf8_case {
     const char *s;
@@ -19,6 +19,7 @@ struct utf8_case {
     bool ok;
 };
 
+/* clang-format off */
 static const struct utf8_case utf8_cases[] = {
     {"", 0, true},
     {"ascii", 0, true},
@@ -70,6 +71,8 @@ static const struct utf8_case utf8_cases[] = {
     {"\xe2\x28\xa1", 0, false},
     {"\xf0\x9f\x98\x28", 0, false},
 };
+
+/* clang-format on */
 
 static void
 test_valid(void **state)
@@ -138,7 +141,8 @@ test_all_pairs(void **state)
 static void
 test_cut(void **state)
 {
-    const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80" "b";
+    const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"
+                    "b";
     /* Byte offsets:   0 1   2   3   4   5   6   7   8   9   10 */
     static const size_t want[] = {0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10, 11};
     size_t len = strlen(s);

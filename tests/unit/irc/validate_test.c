@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "irc/irc.h"
 #include "helpers.h"
+#include "irc/irc.h"
 
 struct name_case {
     const char *s;
@@ -19,6 +19,7 @@ struct name_case {
     bool ok;
 };
 
+/* clang-format off */
 static const struct name_case nick_cases[] = {
     {"alice", 0, 30, true},
     {"a", 0, 30, true},
@@ -47,7 +48,9 @@ static const struct name_case nick_cases[] = {
     {"a\0b", 3, 30, false},
     {"a\tb", 0, 30, false},
 };
+/* clang-format on */
 
+/* clang-format off */
 static const struct name_case chan_cases[] = {
     {"#a", 0, 64, true},
     {"#pchat-dev", 0, 64, true},
@@ -71,6 +74,8 @@ static const struct name_case chan_cases[] = {
     {"#\xc3", 0, 64, false},
     {"#\xed\xa0\x80", 0, 64, false},
 };
+
+/* clang-format on */
 
 static void
 run(const struct name_case *cases, size_t n,
