@@ -767,9 +767,12 @@ test_outage(void **state)
     assert_true(run_until(&f, lock_waiting, NULL, 3000));
     PQfinish(watch_conn);
 
-    /* Stopped while the update waits on the lock. */
+    /* Stopped while the update waits on the lock. An immediate stop, so
+     * that the holder's end cannot let the update commit first. */
     capture_begin();
+    assert_int_equal(setenv("PG_STOP_MODE", "immediate", 1), 0);
     assert_int_equal(pg_private("stop"), 0);
+    assert_int_equal(unsetenv("PG_STOP_MODE"), 0);
     assert_true(run_until(&f, is_done, &stuck, 5000));
     assert_int_equal(stuck.status, PC_EUNKNOWN);
     assert_true(run_until(&f, is_backoff, &f, 2000));
