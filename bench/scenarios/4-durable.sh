@@ -10,7 +10,7 @@
 #       [--caps LIST]
 SCN_VARS="SENDERS WINDOW DURATION WARMUP BATCHES PG_CLIENTS CAPS"
 SENDERS=200; WINDOW=20; DURATION=10; WARMUP=2; BATCHES="1 10 50"; PG_CLIENTS=16
-CAPS=echo-message
+CAPS=echo-message,message-tags,server-time,labeled-response,batch
 . "$(dirname "$0")/lib.sh"
 scn_init "$@"
 scn_start
