@@ -58,6 +58,13 @@ conninfo_for(const char *db, char *out, size_t cap)
                    PG_PORT, db);
 }
 
+static void
+quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 static PGconn *
 db_connect(const char *db)
 {
@@ -68,6 +75,7 @@ db_connect(const char *db)
         print_error("connect %s: %s", db, PQerrorMessage(c));
         fail();
     }
+    PQsetNoticeProcessor(c, quiet, NULL);
     return c;
 }
 
@@ -129,7 +137,6 @@ migrate_db(const char *name)
 {
     char err[256];
     PGconn *c = db_connect(name);
-    PQsetNoticeProcessor(c, NULL, NULL);
     int rc = pc_migrate_apply(c, NULL, err, sizeof(err));
     if (rc != 0) {
         print_error("migrate: %s", err);
@@ -351,7 +358,6 @@ test_migrate_empty_then_again(void **state)
 
     new_db("t_migrate");
     PGconn *c = db_connect("t_migrate");
-    PQsetNoticeProcessor(c, NULL, NULL);
     assert_int_equal(pc_migrate_current(c, &version, err, sizeof(err)), 0);
     assert_int_equal(version, 0);
     assert_true(pc_nmigrations > 0);
@@ -393,7 +399,7 @@ migrate_thread(void *arg)
     char ci[PATH_MAX + 128];
     conninfo_for("t_concurrent", ci, sizeof(ci));
     PGconn *c = PQconnectdb(ci);
-    PQsetNoticeProcessor(c, NULL, NULL);
+    PQsetNoticeProcessor(c, quiet, NULL);
     (void)pthread_barrier_wait(m->go);
     if (PQstatus(c) != CONNECTION_OK) {
         m->rc = -1;
@@ -451,7 +457,6 @@ test_migrate_refuses_newer(void **state)
     migrate_db("t_newer_m");
     PGconn *c = db_connect("t_newer_m");
     db_exec(c, "INSERT INTO pchat_schema (version, name) VALUES (9999, 'x')");
-    PQsetNoticeProcessor(c, NULL, NULL);
     assert_int_equal(pc_migrate_apply(c, NULL, err, sizeof(err)),
                      PC_ESCHEMA);
     assert_non_null(strstr(err, "9999"));
@@ -673,6 +678,7 @@ test_multi_host(void **state)
                    PG_PORT2);
     PGconn *c = PQconnectdb(ro);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PQsetNoticeProcessor(c, quiet, NULL);
     db_exec(c, "DROP DATABASE IF EXISTS t_main");
     db_exec(c, "CREATE DATABASE t_main");
     db_exec(c, "ALTER SYSTEM SET default_transaction_read_only = on");
@@ -697,6 +703,28 @@ test_multi_host(void **state)
     assert_int_equal(r.status, 0);
     fix_close(&f);
     assert_int_equal(pg_private_at("stop", "standby", PG_PORT2), 0);
+}
+
+/* A URI works as well as key=value, and its application_name wins. */
+static void
+test_uri(void **state)
+{
+    struct fix f;
+    char uri[512];
+
+    (void)snprintf(uri, sizeof(uri),
+                   "postgresql:///t_main?host=%s&port=%s&user=pchat"
+                   "&application_name=pchat-uri-test",
+                   pg_dir, PG_PORT);
+    fix_open(&f, uri);
+    assert_int_equal(pc_store_start(f.s), 0);
+    assert_true(run_until(&f, is_ready, &f, 3000));
+    PGconn *c = db_connect("t_main");
+    assert_int_equal(db_long(c, "SELECT count(*) FROM pg_stat_activity"
+                                " WHERE application_name = 'pchat-uri-test'"),
+                     1);
+    PQfinish(c);
+    fix_close(&f);
 }
 
 /* A rejected connection string: logged, then backoff. */
@@ -901,6 +929,7 @@ main(void)
         cmocka_unit_test(test_close_with_queued),
         cmocka_unit_test(test_close_in_callback),
         cmocka_unit_test(test_multi_host),
+        cmocka_unit_test(test_uri),
         cmocka_unit_test(test_bad_conninfo),
         cmocka_unit_test(test_many),
         cmocka_unit_test(test_outage),
