@@ -8,6 +8,7 @@
 #   --port P --tls-port P      loopback ports for the server (27667/27697)
 #   --NAME VALUE               any of the scenario's sizes (see its header),
 #                              e.g. --clients 5000 sets CLIENTS=5000
+#   WAIT_IDLE=SECS (environment)  wait up to SECS for an idle machine per run
 # Everything started is stopped by its PID on exit; traffic is loopback only.
 
 set -euo pipefail
@@ -73,18 +74,25 @@ scn_init() {
     echo "# $(basename "$0") --server $SERVER; machine: $(nproc) cores," \
          "$(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r);" \
          "work dir $WORK" >&2
-    scn_idle_check
 }
 
 # Generator and server share the cores: anything else running skews every
-# figure, so say how idle the machine was just before (from /proc/stat).
+# figure, so say how idle the machine was just before (from /proc/stat,
+# over one second). With WAIT_IDLE=SECS in the environment, wait up to that
+# long for the machine to be at least 80% idle first.
 scn_idle_check() {
-    local a b
-    a=$(awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat)
-    sleep 1
-    b=$(awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat)
-    SCN_IDLE_PCT=$(echo "$a $b" | awk '{d = $4 - $2; print (d > 0 ? int(100 * ($3 - $1) / d) : 100)}')
-    echo "# CPU idle before the run: $SCN_IDLE_PCT%; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+    local a b waited=0
+    while :; do
+        a=$(awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat)
+        sleep 1
+        b=$(awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat)
+        SCN_IDLE_PCT=$(echo "$a $b" | awk '{d = $4 - $2; print (d > 0 ? int(100 * ($3 - $1) / d) : 100)}')
+        waited=$((waited + 1))
+        if [ "$SCN_IDLE_PCT" -ge 80 ] || [ "$waited" -ge "${WAIT_IDLE:-0}" ]; then
+            break
+        fi
+    done
+    echo "# CPU idle before: $SCN_IDLE_PCT%; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
     if [ "$SCN_IDLE_PCT" -lt 80 ]; then
         echo "# WARNING: other processes are using the CPU; figures will be low" >&2
     fi
@@ -190,17 +198,18 @@ scn_bench() {
     SCN_RUN=$((SCN_RUN + 1))
     case " $* " in *" --tls "*) port=$TLSPORT ;; esac
     local out=$WORK/run$SCN_RUN.json
+    scn_idle_check
     echo "== $label: pchat-bench --port $port --server-pid $SERVER_PID $*" >&2
     if ! "$BENCH" --port "$port" --server-pid "$SERVER_PID" --json \
             --nick-prefix "r$SCN_RUN" "$@" > "$out"; then
         echo "(pchat-bench exited non-zero)" >&2
     fi
-    printf '%s\t%s\n' "$label" "$out" >> "$ROWS"
+    printf '%s\t%s\t%s\n' "$label" "$out" "$SCN_IDLE_PCT" >> "$ROWS"
 }
 
 # scn_table TITLE HEADER=key.path ...: one row per run, one column per key.
 scn_table() {
-    SCN_IDLE_PCT=${SCN_IDLE_PCT:-?} python3 - "$ROWS" "$SERVER" "$@" <<'PY'
+    python3 - "$ROWS" "$SERVER" "$@" <<'PY'
 import json, sys
 rows, server, title, cols = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 def get(d, path):
@@ -217,18 +226,17 @@ def fmt(v):
     if isinstance(v, int) and not isinstance(v, bool):
         return "{:,}".format(v)
     return str(v)
-heads = ["run"] + [c.split("=", 1)[0] for c in cols]
+heads = ["run"] + [c.split("=", 1)[0] for c in cols] + ["idle before %"]
 table = []
 for line in open(rows):
-    label, path = line.rstrip("\n").split("\t")
+    label, path, idle = line.rstrip("\n").split("\t")
     try:
         d = json.load(open(path))
     except Exception:
         d = {}
-    table.append([label] + [fmt(get(d, c.split("=", 1)[1])) for c in cols])
+    table.append([label] + [fmt(get(d, c.split("=", 1)[1])) for c in cols] + [idle])
 widths = [max(len(r[i]) for r in table + [heads]) for i in range(len(heads))]
-import os
-print("\n%s (server: %s; CPU idle before: %s%%)" % (title, server, os.environ.get("SCN_IDLE_PCT", "?")))
+print("\n%s (server: %s)" % (title, server))
 print("| " + " | ".join(h.ljust(w) for h, w in zip(heads, widths)) + " |")
 print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 for r in table:
