@@ -86,6 +86,10 @@ struct pc_session {
     char host[64];
     char *realname;
     char *away;
+    /* Account (room model): 0 / "" until SASL succeeds. */
+    int64_t account_id;
+    char account[PC_NICK_MAX + 1];
+    bool is_admin;
     struct pc_buf in; /* partial input line */
     double tokens;
     uint64_t tokens_ms;
