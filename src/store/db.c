@@ -33,6 +33,7 @@ enum query_kind {
     Q_EXEC,    /* a prepared statement for a caller */
     Q_SCHEMA,  /* the schema version check at connect */
     Q_PREPARE, /* PQsendPrepare of one statement */
+    Q_LISTEN,  /* LISTEN on the caller's channel */
 };
 
 struct store_query {
@@ -79,6 +80,9 @@ struct pc_store {
     char server[160];
     char last_error[512]; /* repeats of the same failure log at debug */
     unsigned failures;
+    char *listen_channel; /* NULL: no LISTEN */
+    pc_store_notify_cb notify_cb;
+    void *notify_arg;
 };
 
 static void store_fail_conn(struct pc_store *s, const char *why);
@@ -147,6 +151,7 @@ handle_gone(struct pc_store *s)
             s->done_cb(s->done_arg);
         }
         free(s->conninfo);
+        free(s->listen_channel);
         free(s);
     }
 }
@@ -405,6 +410,28 @@ send_setup(struct pc_store *s)
         fly_push(s, q);
         s->nprepare++;
     }
+    if (s->listen_channel != NULL) {
+        char *ident = PQescapeIdentifier(s->conn, s->listen_channel,
+                                         strlen(s->listen_channel));
+        char sql[160];
+        int n = ident ? snprintf(sql, sizeof(sql), "LISTEN %s", ident) : -1;
+        PQfreemem(ident);
+        if (n < 0 || (size_t)n >= sizeof(sql)) {
+            return PC_EDB;
+        }
+        q = calloc(1, sizeof(*q));
+        if (q == NULL) {
+            return -ENOMEM;
+        }
+        q->kind = Q_LISTEN;
+        if (!PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0)
+            || !PQpipelineSync(s->conn)) {
+            free(q);
+            return PC_EDB;
+        }
+        fly_push(s, q);
+        s->nprepare++;
+    }
     return 0;
 }
 
@@ -465,8 +492,10 @@ setup_result(struct pc_store *s, struct store_query *q)
         return;
     }
     if (st != PGRES_COMMAND_OK && !s->setup_failed) {
-        pc_log(PC_LOG_ERR, "store", "cannot prepare statement %s: %s",
-               pc_stmts[q->stmt].name,
+        pc_log(PC_LOG_ERR, "store", "cannot %s %s: %s",
+               q->kind == Q_LISTEN ? "listen on" : "prepare statement",
+               q->kind == Q_LISTEN ? s->listen_channel
+                                   : pc_stmts[q->stmt].name,
                one_line(res ? PQresultErrorMessage(res) : "no result", msg,
                         sizeof(msg)));
         s->setup_failed = true;
@@ -516,6 +545,23 @@ finish_head(struct pc_store *s)
     }
 }
 
+/* Hands the notifications libpq has read to the LISTEN callback. */
+static void
+deliver_notifies(struct pc_store *s)
+{
+    PGnotify *n;
+
+    while (s->conn != NULL && !s->closing
+           && (n = PQnotifies(s->conn)) != NULL) {
+        if (s->notify_cb != NULL && s->listen_channel != NULL
+            && strcmp(n->relname, s->listen_channel) == 0) {
+            s->notify_cb(s->notify_arg, n->relname,
+                         n->extra ? n->extra : "");
+        }
+        PQfreemem(n);
+    }
+}
+
 static void
 read_results(struct pc_store *s)
 {
@@ -525,6 +571,7 @@ read_results(struct pc_store *s)
         store_fail_conn(s, PQerrorMessage(s->conn));
         return;
     }
+    deliver_notifies(s);
     while (s->conn != NULL && !PQisBusy(s->conn)) {
         PGresult *res = PQgetResult(s->conn);
         if (res == NULL) {
@@ -553,6 +600,7 @@ read_results(struct pc_store *s)
             PQclear(res);
         }
     }
+    deliver_notifies(s);
     if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_BAD) {
         store_fail_conn(s, PQerrorMessage(s->conn));
     }
@@ -812,6 +860,25 @@ pc_store_query(struct pc_store *s, enum pc_stmt stmt,
     if (s->state == PC_STORE_READY) {
         (void)uv_prepare_start(&s->kick, on_kick);
     }
+    return 0;
+}
+
+int
+pc_store_listen(struct pc_store *s, const char *channel,
+                pc_store_notify_cb cb, void *arg)
+{
+    size_t len = channel ? strlen(channel) : 0;
+
+    /* NAMEDATALEN - 1: PostgreSQL would truncate a longer name. */
+    if (len == 0 || len > 63 || cb == NULL || s->listen_channel != NULL) {
+        return -EINVAL;
+    }
+    s->listen_channel = strdup(channel);
+    if (s->listen_channel == NULL) {
+        return -ENOMEM;
+    }
+    s->notify_cb = cb;
+    s->notify_arg = arg;
     return 0;
 }
 

@@ -58,6 +58,17 @@ int pc_store_start(struct pc_store *s);
 int pc_store_query(struct pc_store *s, enum pc_stmt stmt,
                    const char *const *params, int nparams,
                    uint64_t deadline_ms, pc_store_cb cb, void *arg);
+/* LISTEN: told of each NOTIFY on `channel` (payload may be ""), from the
+ * loop, never from inside a store call. The LISTEN is issued again on every
+ * (re)connection, before the store reports READY; notifications sent while
+ * disconnected are lost, so a caller reloads what it caches on READY. One
+ * channel per store; call before pc_store_start(). The callback may queue
+ * queries and may close the store. Returns 0, -EINVAL (bad name, or a
+ * channel already set) or -ENOMEM. */
+typedef void (*pc_store_notify_cb)(void *arg, const char *channel,
+                                   const char *payload);
+int pc_store_listen(struct pc_store *s, const char *channel,
+                    pc_store_notify_cb cb, void *arg);
 enum pc_store_state pc_store_state(const struct pc_store *s);
 const char *pc_store_state_name(enum pc_store_state st);
 /* Host and port of the server now connected, for logs ("db1:5432"). */

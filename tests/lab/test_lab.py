@@ -1,214 +1,159 @@
-"""The cluster lab: three chat hosts (Corosync, Pacemaker, pchatd as a
-promotable clone, two active) and a database host, in network namespaces.
-Run by tools/test-all as root; `tests/lab/up` and `down` also work by hand."""
-import json
-import os
-import re
-import subprocess
-import sys
-import threading
+"""Smoke test of the cluster lab (tests/lab, docs/lab.md): three chat hosts
+with Corosync, Pacemaker, lab fencing and the demo resources (a promotable
+Stateful clone, two promoted, one virtual IP per promoted instance).
+Measures failure detection, fencing, promotion and address moves, and
+prints the figures. Skips only without root or network namespaces.
+
+    /usr/bin/python3 -m pytest tests/lab/test_lab.py
+"""
 import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-# PCHAT_LAB_CHAT=8 runs the full 4 + 4 pool (the longer target).
-NCHAT = int(os.environ.get("PCHAT_LAB_CHAT", "3"))
-NPROMOTED = min(4, (NCHAT + 1) // 2)
-HOSTS = ["c%d" % i for i in range(1, NCHAT + 1)]
-LAB = lambda *a: [os.path.join(HERE, a[0])] + list(a[1:])  # noqa: E731
+from labutil import Lab, figure, skip_unless_possible, wait_for
 
+STATEFUL = "ocf:pacemaker:Stateful"
+NCHAT = 3
+NPROMOTED = 2
+# Bounds for a busy 2-core machine (docs/lab.md has the measured figures).
+MEMBERSHIP_S = 15
+FAILOVER_S = 45
+BOOT_S = 60
 
-def run(*args, timeout=300):
-    return subprocess.run(LAB(*args), capture_output=True, text=True, timeout=timeout)
-
-
-def ctl_status(host):
-    out = run("exec", host, "/var/tmp/pchat-lab/bin/pchatctl", "--socket",
-              "/run/pchat/pchatd.sock", "status", timeout=30).stdout
-    return dict(l.split("=", 1) for l in out.split() if "=" in l)
-
-
-def wait_for(pred, secs, what):
-    end = time.monotonic() + secs
-    while not pred():
-        assert time.monotonic() < end, "timed out waiting for " + what
-        time.sleep(0.2)
-
-
-def host_ip(h):
-    return "198.18.0.%d" % (10 + int(h[1:]))
+state = {}
 
 
 @pytest.fixture(scope="module")
 def lab():
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root (network namespaces)")
-    run("down")
-    t0 = time.monotonic()
-    up = run("up", "--chat", str(NCHAT), timeout=400)
-    if up.returncode != 0:
-        run("down")
-        pytest.fail("tests/lab/up failed:\n" + up.stderr[-3000:])
-    print("lab up in %.1f s" % (time.monotonic() - t0))
-    yield
-    down = run("down")
-    assert down.returncode == 0, down.stderr
+    skip_unless_possible()
+    lab = Lab()
+    secs = lab.up("--chat", NCHAT, "--demo")
+    figure("up", "up --chat 3 --demo (all online, resources settled)", secs)
+    yield lab
+    figure("down", "down", lab.down())
 
 
-def crm_state():
-    """(promoted hosts, {vip: host}, raw XML) from any host that is up (a
-    test may have powered one off)."""
-    import xml.etree.ElementTree as ET
-    for h in HOSTS:
-        r = run("exec", h, "crm_mon", "-1", "--output-as=xml", timeout=30)
-        if r.returncode != 0 or "<resources>" not in r.stdout:
-            continue
-        root = ET.fromstring(r.stdout)
-        promoted, vips = [], {}
-        for res in root.iter("resource"):
-            nodes = [n.get("name") for n in res.findall("node")]
-            if res.get("resource_agent") == "ocf:pchat:pchatd" and res.get("role") == "Promoted" \
-                    and res.get("active") == "true" and nodes:
-                promoted.append(nodes[0])
-            if res.get("id", "").startswith("vip") and res.get("role") == "Started" and nodes:
-                vips[res.get("id")] = nodes[0]
-        return sorted(promoted), vips, r.stdout
-    return [], {}, ""
+def settled(lab):
+    """The demo at full strength: every powered host online, NPROMOTED
+    promoted instances, each with its address."""
+    p = lab.promoted(STATEFUL)
+    v = lab.vips()
+    return lab.online() == sorted(lab.live_hosts()) and len(p) == NPROMOTED \
+        and sorted(v.values()) == p
 
 
-def client(*args, timeout=180):
-    out = subprocess.run(LAB("exec", "client", sys.executable if sys.executable.startswith("/usr/") else "/usr/bin/python3",
-                             os.path.join(HERE, "lab_client.py"), *args),
-                         capture_output=True, text=True, timeout=timeout)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def unpromoted_host(lab):
+    p = lab.promoted(STATEFUL)
+    return [h for h in lab.live_hosts() if h not in p][0]
 
 
-def test_two_active_one_standby(lab):
-    wait_for(lambda: len(crm_state()[1]) == NPROMOTED, 30, "both addresses started")
-    promoted, vips, out = crm_state()
-    assert len(promoted) == NPROMOTED, out
-    assert sorted(vips.values()) == sorted(promoted), out
+def test_all_online_and_quorate(lab):
+    assert lab.online() == sorted(lab.hosts)
+    for h in lab.hosts:
+        assert lab.quorate(h) is True, h
+    x = lab.crm()
+    fence = [r for r in x.iter("resource") if r.get("resource_agent") == "stonith:fence_lab"]
+    assert fence and fence[0].get("role") == "Started", "fence device not started"
+    props = lab.exec(lab.hosts[0], "pcs", "property", "config", check=True).stdout
+    for p in ("dc-deadtime: 2s", "no-quorum-policy: stop", "stonith-enabled: true",
+              "stonith-timeout: 20s"):
+        assert p in props, props
+    wait_for(lambda: settled(lab), 30, "demo resources settled")
+    # Each address answers from the client namespace.
+    for k in range(1, NPROMOTED + 1):
+        lab.exec("client", "ping", "-c1", "-W2", "198.18.0.%d" % (50 + k), check=True)
 
 
-def test_agent_passes_ocf_tester(lab):
-    # A second pchatd on c1 with its own port, socket and files.
-    prep = run("exec", "c1", "sh", "-c",
-               "sed -e 's/0.0.0.0:6667/0.0.0.0:7667/' -e 's|/run/pchat/pchatd.sock|/run/pchat/t.sock|'"
-               " /etc/pacemaker/pchatd.conf > /etc/pacemaker/test.conf", timeout=30)
-    assert prep.returncode == 0, prep.stderr
-    params = ["-o", "binary=/var/tmp/pchat-lab/bin/pchatd", "-o", "pchatctl=/var/tmp/pchat-lab/bin/pchatctl",
-              "-o", "config=/etc/pacemaker/test.conf", "-o", "socket=/run/pchat/t.sock",
-              "-o", "pidfile=/run/pchat/t.pid", "-o", "logfile=/var/log/pchat/t.log"]
-    r = run("exec", "c1", "ocf-tester", "-n", "pchat-test", *params,
-            "/usr/lib/ocf/resource.d/pchat/pchatd", timeout=120)
-    assert r.returncode == 0 and "passed all tests" in r.stdout, r.stdout + r.stderr
-    # validate-all names the bad parameter.
-    bad = run("exec", "c1", "env", "OCF_ROOT=/usr/lib/ocf", "OCF_RESKEY_config=/nonexistent.conf",
-              "OCF_RESKEY_binary=/var/tmp/pchat-lab/bin/pchatd",
-              "OCF_RESKEY_pchatctl=/var/tmp/pchat-lab/bin/pchatctl",
-              "/usr/lib/ocf/resource.d/pchat/pchatd", "validate-all", timeout=30)
-    assert bad.returncode == 6, (bad.returncode, bad.stdout, bad.stderr)  # OCF_ERR_CONFIGURED
-    assert "parameter config" in bad.stderr + bad.stdout
-
-
-def test_clients_on_two_active_nodes_chat_in_one_order(lab):
-    r = client("chat", "198.18.0.51", "198.18.0.52", "30")
-    assert r["collision"] == "433"
-    assert r["count"] == 60 and r["same_order"] and r["history_matches"], r
-
-
-def test_partitioned_node_stops_serving(lab):
-    promoted, vips, out = crm_state()
-    victim = vips["vip2"]
-    assert ctl_status(victim)["serving"] == "yes"
-    t0 = time.monotonic()
-    assert run("partition", victim).returncode == 0
+def test_partitioned_host_loses_quorum_and_regains_it_after_heal(lab):
+    """With fencing on, the majority would power the cut-off host off (next
+    test); here fencing is off for the duration, to see the host come back
+    by itself."""
+    wait_for(lambda: settled(lab), 30, "demo resources settled")
+    victim = unpromoted_host(lab)
+    others = [h for h in lab.hosts if h != victim]
+    lab.set_property("stonith-enabled", "false")
     try:
-        wait_for(lambda: ctl_status(victim).get("quorate") == "no", 20, "quorum loss")
-        lost = time.monotonic() - t0
-        st = ctl_status(victim)
-        assert st["serving"] == "no", st
-        print("partitioned %s: quorum lost and serving stopped after %.2f s" % (victim, lost))
+        t0 = Lab.stamp(lab.run("partition", victim))
+        wait_for(lambda: lab.quorate(victim) is False, MEMBERSHIP_S, "quorum lost on " + victim)
+        figure("partition", "cut-off host sees quorum lost", time.time() - t0)
+        wait_for(lambda: lab.member_status(others[0], lab.nodeid(victim)) != "joined",
+                 MEMBERSHIP_S, "the others see %s leave" % victim)
+        figure("partition", "the others see a new membership", time.time() - t0)
+        assert lab.quorate(others[0]) is True
+        t1 = Lab.stamp(lab.run("heal", victim))
+        wait_for(lambda: lab.quorate(victim) is True, MEMBERSHIP_S, "quorum back on " + victim)
+        figure("partition", "healed host quorate again", time.time() - t1)
+        wait_for(lambda: lab.online() == sorted(lab.hosts), 30, "all online again")
+        figure("partition", "healed host online in Pacemaker", time.time() - t1)
     finally:
-        assert run("partition", "--heal", victim).returncode == 0
-    wait_for(lambda: ctl_status(victim).get("quorate") == "yes", 30, "quorum back")
-    # The pool settles with two active nodes again.
-    wait_for(lambda: len(crm_state()[0]) == NPROMOTED and len(crm_state()[1]) == NPROMOTED, 60,
-             "two promoted instances with their addresses")
+        lab.run("heal", victim, check=False)
+        lab.set_property("stonith-enabled", "true")
+    assert lab.power(victim) == "on"
+    wait_for(lambda: settled(lab), FAILOVER_S, "demo resources settled again")
 
 
-def test_planned_switchover_with_pcs(lab, tmp_path):
-    promoted, vips, out = crm_state()
-    victim = vips["vip1"]
-    ready = str(tmp_path / "ready")
-    result = {}
-
-    def drive():
-        result.update(client("switchover", "198.18.0.51", "198.18.0.52", ready, "20"))
-
-    t = threading.Thread(target=drive)
-    t.start()
-    wait_for(lambda: os.path.exists(ready) or not t.is_alive(), 60, "client ready")
-    sb = run("exec", victim, "pcs", "node", "standby", victim, timeout=60)
+def test_partitioned_host_is_fenced_and_boots_back(lab):
+    """Fencing on (the lab's setting): the majority powers the cut-off host
+    off; after heal and boot it is a quorate member again."""
+    wait_for(lambda: settled(lab), 30, "demo resources settled")
+    victim = unpromoted_host(lab)
+    t0 = Lab.stamp(lab.run("partition", victim))
     try:
-        assert sb.returncode == 0, sb.stderr
-        t.join(timeout=200)
-        assert not t.is_alive()
+        wait_for(lambda: lab.quorate(victim) is False or lab.power(victim) == "off",
+                 MEMBERSHIP_S, "quorum lost on " + victim)
+        if lab.power(victim) == "on":
+            figure("partition+fencing", "cut-off host sees quorum lost", time.time() - t0)
+        fenced = wait_for(lambda: lab.fenced_at(victim, t0), FAILOVER_S, victim + " fenced")
+        figure("partition+fencing", "cut-off host fenced (powered off) by the majority", fenced - t0)
     finally:
-        un = run("exec", victim, "pcs", "node", "unstandby", victim, timeout=60)
-    print("switch-over of %s: %s" % (victim, json.dumps(result)))
-    assert un.returncode == 0, un.stderr
-    assert result["all_acked_in_history_once"] and result["history_in_ack_order"], result
-    wait_for(lambda: len(crm_state()[0]) == NPROMOTED and len(crm_state()[1]) == NPROMOTED, 60,
-             "two promoted instances again")
+        lab.run("heal", victim, check=False)
+    t1 = time.time()
+    lab.run("boot", victim, BOOT_S, timeout=BOOT_S + 30)
+    assert lab.quorate(victim) is True
+    wait_for(lambda: lab.online() == sorted(lab.hosts), 30, "all online again")
+    figure("partition+fencing", "heal + boot: back online", time.time() - t1)
+    wait_for(lambda: settled(lab), FAILOVER_S, "demo resources settled again")
 
 
-def test_killed_pchatd_process(lab):
-    """SIGKILL of pchatd alone (Corosync and Pacemaker stay): the other
-    members drop its users at once (its CPG connection closes) and
-    Pacemaker brings the pool back to full strength."""
-    promoted, vips, out = crm_state()
+def test_killed_host_fails_over(lab):
+    wait_for(lambda: settled(lab), 30, "demo resources settled")
+    vips = lab.vips()
     victim = vips["vip1"]
-    st = ctl_status(victim)
-    t0 = time.monotonic()
-    k = run("exec", victim, "kill", "-KILL", st["pid"], timeout=30)
-    assert k.returncode == 0, k.stderr
-    served = client("served", "198.18.0.52")
-    assert served["served"], served
-    wait_for(lambda: len(crm_state()[0]) == NPROMOTED and len(crm_state()[1]) == NPROMOTED
-             and client("served", "198.18.0.51")["served"], 60, "the pool back to full strength")
-    print("pchatd killed on %s: service on its address again after %.2f s"
-          % (victim, time.monotonic() - t0))
+    survivor = [h for h in lab.hosts if h != victim][0]
+    state["killed"] = victim
+    t0 = Lab.stamp(lab.run("kill", victim))
+    wait_for(lambda: lab.member_status(survivor, lab.nodeid(victim)) != "joined", MEMBERSHIP_S,
+             "a new membership without " + victim, interval=0.05)
+    figure("kill", "new Corosync membership (corosync-cmapctl)", time.time() - t0)
+    fenced = wait_for(lambda: lab.fenced_at(victim, t0), FAILOVER_S, victim + " fenced")
+    figure("kill", "victim fenced (fence helper log)", fenced - t0)
+    wait_for(lambda: len(lab.promoted(STATEFUL)) == NPROMOTED, FAILOVER_S,
+             "a Stateful instance promoted elsewhere", interval=0.05)
+    figure("kill", "Stateful promoted elsewhere (crm_mon)", time.time() - t0)
+    wait_for(lambda: lab.vips().get("vip1") not in (None, victim), FAILOVER_S,
+             "vip1 started on another host", interval=0.05)
+    figure("kill", "vip1 started on another host (crm_mon)", time.time() - t0)
+    wait_for(lambda: lab.exec("client", "ping", "-c1", "-W1", "198.18.0.51").returncode == 0,
+             FAILOVER_S, "198.18.0.51 answering")
+    figure("kill", "198.18.0.51 answers ping from the client namespace", time.time() - t0)
+    wait_for(lambda: settled(lab), FAILOVER_S, "demo resources settled")
+    v = lab.vips()
+    for vip, host in vips.items():
+        if host != victim:
+            assert v[vip] == host, "%s moved although its host lived: %s -> %s" % (vip, vips, v)
 
 
-def test_killed_active_host_fails_over(lab, tmp_path):
-    promoted, vips, out = crm_state()
-    victim = vips["vip1"]
-    killfile = str(tmp_path / "killed")
-    result = {}
-
-    def drive():
-        result.update(client("failover", "198.18.0.51", "198.18.0.52", killfile, "20"))
-
-    t = threading.Thread(target=drive)
-    t.start()
-    deadline = time.monotonic() + 60
-    while not os.path.exists(killfile + ".ready"):
-        assert time.monotonic() < deadline and t.is_alive(), "client did not get ready"
-        time.sleep(0.05)
-    t_kill = time.time()
-    k = run("kill", victim)
-    assert k.returncode == 0, k.stderr
-    with open(killfile, "w") as f:
-        f.write(repr(t_kill))
-    t.join(timeout=200)
-    assert not t.is_alive()
-    print("failover of %s: %s" % (victim, json.dumps(result)))
-    assert result["all_acked_in_history_once"] and result["history_in_ack_order"], result
-    assert result["posting_again_other_node_s"] < 5, result
-    assert result["posting_again_same_address_s"] < 15, result
-    wait_for(lambda: len(crm_state()[0]) == NPROMOTED, 30, "a standby promoted")
-    promoted, vips, out = crm_state()
-    assert victim not in promoted and len(promoted) == NPROMOTED, out
+def test_boot_brings_killed_host_back(lab):
+    victim = state.get("killed")
+    if victim is None:
+        off = [h for h in lab.hosts if lab.power(h) == "off"]
+        assert off, "no host was killed (test_killed_host_fails_over did not run?)"
+        victim = off[0]
+    t0 = time.time()
+    lab.run("boot", victim, BOOT_S, timeout=BOOT_S + 30)
+    wait_for(lambda: victim in lab.online(), BOOT_S, victim + " online")
+    figure("boot", "killed host online again (boot, rejoin)", time.time() - t0)
+    wait_for(lambda: lab.running_on(STATEFUL, victim), BOOT_S, "Stateful running on " + victim)
+    figure("boot", "killed host running its Stateful instance", time.time() - t0)
+    assert lab.quorate(victim) is True
+    wait_for(lambda: settled(lab), FAILOVER_S, "demo resources settled")

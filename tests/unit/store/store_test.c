@@ -661,6 +661,69 @@ test_close_in_callback(void **state)
     assert_int_equal(uv_loop_close(&f.loop), 0);
 }
 
+/* LISTEN: a NOTIFY from another session reaches the callback, only for
+ * our channel, and the LISTEN survives a lost connection. */
+struct heard {
+    int n;
+    char payload[64];
+};
+
+static void
+on_notify(void *arg, const char *channel, const char *payload)
+{
+    struct heard *h = arg;
+    assert_false(in_query);
+    assert_string_equal(channel, "pchat_acl");
+    h->n++;
+    (void)snprintf(h->payload, sizeof(h->payload), "%s", payload);
+}
+
+static bool
+heard_one(const void *arg)
+{
+    return ((const struct heard *)arg)->n > 0;
+}
+
+static bool
+ready_again(const void *arg)
+{
+    const struct fix *f = arg;
+    return f->state == PC_STORE_READY && f->nstate[PC_STORE_READY] >= 2;
+}
+
+static void
+test_listen(void **state)
+{
+    struct fix f;
+    struct heard h = {0};
+
+    fix_open_db(&f, "t_main");
+    assert_int_equal(pc_store_listen(f.s, "", on_notify, &h), -EINVAL);
+    assert_int_equal(pc_store_listen(f.s, "pchat_acl", NULL, &h), -EINVAL);
+    assert_int_equal(pc_store_listen(f.s, "pchat_acl", on_notify, &h), 0);
+    assert_int_equal(pc_store_listen(f.s, "other", on_notify, &h), -EINVAL);
+    assert_int_equal(pc_store_start(f.s), 0);
+    assert_true(run_until(&f, is_ready, &f, 5000));
+
+    PGconn *c = db_connect("t_main");
+    db_exec(c, "NOTIFY other, 'x'");
+    db_exec(c, "NOTIFY pchat_acl, 'room 42'");
+    assert_true(run_until(&f, heard_one, &h, 3000));
+    assert_int_equal(h.n, 1);
+    assert_string_equal(h.payload, "room 42");
+
+    /* The connection is lost; the store reconnects and listens again. */
+    db_exec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+               " WHERE application_name = 'pchatd' AND datname = 't_main'");
+    assert_true(run_until(&f, ready_again, &f, 10000));
+    h.n = 0;
+    db_exec(c, "NOTIFY pchat_acl");
+    assert_true(run_until(&f, heard_one, &h, 3000));
+    assert_string_equal(h.payload, "");
+    PQfinish(c);
+    fix_close(&f);
+}
+
 /* The mirrored-database case: the first host is up but read-only, so
  * libpq (target_session_attrs=read-write) closes that socket and connects
  * to the second host on a new one, often with the same number. */
@@ -928,6 +991,7 @@ main(void)
         cmocka_unit_test(test_sql_error),
         cmocka_unit_test(test_close_with_queued),
         cmocka_unit_test(test_close_in_callback),
+        cmocka_unit_test(test_listen),
         cmocka_unit_test(test_multi_host),
         cmocka_unit_test(test_uri),
         cmocka_unit_test(test_bad_conninfo),
