@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-PLAN=17
+PLAN=19
 n=0
 failed=0
 echo "1..$PLAN"
@@ -71,6 +71,7 @@ if [ -z "$deb" ] || [ ! -f "$deb" ]; then
     while [ "$n" -lt "$PLAN" ]; do skip "not run" "no package"; done
     exit 1
 fi
+hadeb=$(find "$(dirname "$deb")" -maxdepth 1 -name 'pchat-ha_*_all.deb' 2>/dev/null | head -n 1)
 version=$(dpkg-deb -f "$deb" Version)
 upstream=${version%-*}
 
@@ -209,17 +210,31 @@ done
 tail -n 8 "$work/pchatd.out" | diag
 check "pchatd exits 0 on SIGTERM within 20 s (exit $rc)" test "$rc" -eq 0
 
-# 16: purge.
-if apt-get purge -y -q pchat > "$work/purge.out" 2>&1; then
-    ok "apt-get purge pchat"
+# 16, 17: the Pacemaker package: installs beside pchat, and its agent
+# answers meta-data with valid XML naming itself (what `pcs resource
+# create ... ocf:pchat:pchatd` reads first).
+if [ -n "$hadeb" ] && cp "$hadeb" "$work/" && (cd "$work" && apt-get install -y -q \
+        --no-install-recommends "./$(basename "$hadeb")") > "$work/install-ha.out" 2>&1; then
+    ok "apt-get install ./$(basename "$hadeb")"
 else
-    not_ok "apt-get purge pchat"
+    not_ok "apt-get install pchat-ha (${hadeb:-no pchat-ha .deb})"
+    tail -n 20 "$work/install-ha.out" 2>/dev/null | diag
+fi
+agent=/usr/lib/ocf/resource.d/pchat/pchatd
+check "$agent meta-data is XML naming resource-agent pchatd" sh -c \
+    "OCF_ROOT=/usr/lib/ocf '$agent' meta-data 2>/dev/null | python3 -c 'import sys, xml.dom.minidom as m; d = m.parseString(sys.stdin.read()); sys.exit(d.documentElement.getAttribute(\"name\") != \"pchatd\")' && [ -x /usr/share/pchat/ha/pchat-resources ] && [ -x /usr/share/pchat/ha/corosync/make-conf ]"
+
+# 18: purge.
+if apt-get purge -y -q pchat pchat-ha > "$work/purge.out" 2>&1; then
+    ok "apt-get purge pchat pchat-ha"
+else
+    not_ok "apt-get purge pchat pchat-ha"
     tail -n 20 "$work/purge.out" | diag
 fi
 
-# 17: nothing left but the user.
+# 19: nothing left but the user.
 left=$(ls -d /usr/sbin/pchatd /usr/bin/pchatctl /etc/pchat /var/lib/pchat \
-    /lib/systemd/system/pchatd.service 2>/dev/null)
+    /lib/systemd/system/pchatd.service /usr/lib/ocf/resource.d/pchat /usr/share/pchat 2>/dev/null)
 echo "$left" | diag
 check "purge removed the programs, /etc/pchat, /var/lib/pchat and the unit" test -z "$left"
 
