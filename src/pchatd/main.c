@@ -620,7 +620,7 @@ main(int argc, char **argv)
         return 1;
     }
     if (check_only) {
-        pc_conf_dump(&w.conf, stdout);
+        pc_conf_dump(&w.conf, stdout, true);
         (void)fprintf(stderr, "pchatd: configuration OK\n");
         pc_conf_free(&w.conf);
         free(w.overrides);

@@ -541,11 +541,92 @@ value_str(const struct pc_conf *c, const struct conf_key *k, char *out,
     }
 }
 
+#define REDACTED "********"
+
+/* Appends n bytes of s to out (capacity cap, used *o), truncating. */
+static void
+put_n(char *out, size_t cap, size_t *o, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n && *o + 1 < cap; i++) {
+        out[(*o)++] = s[i];
+    }
+}
+
+/* Copies a libpq conninfo with its password replaced by REDACTED: in
+ * key=value form (password=..., quoted or not) and in URI form
+ * (postgresql://user:secret@host/db?password=secret). */
 void
-pc_conf_dump(const struct pc_conf *c, FILE *out)
+pc_conninfo_redact(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    const char *p = in;
+    const char *scheme = strstr(in, "://");
+
+    if (cap == 0) {
+        return;
+    }
+    if (scheme != NULL && (strncmp(in, "postgresql://", 13) == 0 ||
+                           strncmp(in, "postgres://", 11) == 0)) {
+        const char *auth = scheme + 3;
+        size_t alen = strcspn(auth, "/?");
+        const char *at = NULL;
+        for (const char *q = auth; q < auth + alen; q++) {
+            if (*q == '@') {
+                at = q;
+            }
+        }
+        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon != NULL) {
+            put_n(out, cap, &o, in, (size_t)(colon + 1 - in));
+            put_n(out, cap, &o, REDACTED, strlen(REDACTED));
+            p = at;
+        }
+        while (*p) {
+            if ((*p == '?' || *p == '&') && strncmp(p + 1, "password=", 9) == 0) {
+                put_n(out, cap, &o, p, 10);
+                put_n(out, cap, &o, REDACTED, strlen(REDACTED));
+                p += 10 + strcspn(p + 10, "&");
+            } else {
+                put_n(out, cap, &o, p++, 1);
+            }
+        }
+        out[o] = '\0';
+        return;
+    }
+    while (*p) {
+        bool key_start = p == in || p[-1] == ' ' || p[-1] == '\t';
+        if (key_start && strncmp(p, "password", 8) == 0) {
+            const char *q = p + 8 + strspn(p + 8, " \t");
+            if (*q == '=') {
+                q++;
+                q += strspn(q, " \t");
+                put_n(out, cap, &o, p, (size_t)(q - p));
+                put_n(out, cap, &o, REDACTED, strlen(REDACTED));
+                if (*q == '\'') { /* quoted, with \' and \\ escapes */
+                    for (q++; *q && *q != '\''; q++) {
+                        if (*q == '\\' && q[1]) {
+                            q++;
+                        }
+                    }
+                    q += *q != '\0';
+                } else {
+                    q += strcspn(q, " \t");
+                }
+                p = q;
+                continue;
+            }
+        }
+        put_n(out, cap, &o, p++, 1);
+    }
+    out[o] = '\0';
+}
+
+void
+pc_conf_dump(const struct pc_conf *c, FILE *out, bool redact)
 {
     const char *section = "";
     char v[4200];
+    char r[4200];
 
     for (size_t i = 0; i < NKEYS; i++) {
         const struct conf_key *k = &conf_keys[i];
@@ -554,7 +635,13 @@ pc_conf_dump(const struct pc_conf *c, FILE *out)
             (void)fprintf(out, "%s[%s]\n", i ? "\n" : "", section);
         }
         value_str(c, k, v, sizeof(v));
-        (void)fprintf(out, "%s = %s\n", k->name, v);
+        size_t nl = strlen(k->name);
+        if (redact && nl >= 8 && strcmp(k->name + nl - 8, "conninfo") == 0) {
+            pc_conninfo_redact(v, r, sizeof(r));
+            (void)fprintf(out, "%s = %s\n", k->name, r);
+        } else {
+            (void)fprintf(out, "%s = %s\n", k->name, v);
+        }
     }
 }
 

@@ -64,8 +64,11 @@ int pc_conf_set(struct pc_conf *c, const char *assignment, char *err,
                 size_t errlen);
 /* Cross-key checks (e.g. TLS listener without certificate, min > max). */
 int pc_conf_validate(const struct pc_conf *c, char *err, size_t errlen);
-/* Writes the effective configuration as INI (for --check-config). */
-void pc_conf_dump(const struct pc_conf *c, FILE *out);
+/* Writes the effective configuration as INI (for --check-config); with
+ * redact, passwords in conninfo keys are masked. */
+void pc_conf_dump(const struct pc_conf *c, FILE *out, bool redact);
+/* A conninfo (key=value or URI) with its password masked. */
+void pc_conninfo_redact(const char *in, char *out, size_t cap);
 /* Writes the key reference as Markdown (docs/config.md is generated). */
 void pc_conf_doc_markdown(FILE *out);
 /* Writes the key reference as roff, for pchatd.conf(5). */

@@ -48,7 +48,7 @@ dump(const struct pc_conf *c)
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     assert_non_null(f);
-    pc_conf_dump(c, f);
+    pc_conf_dump(c, f, false);
     assert_int_equal(fclose(f), 0);
     return text;
 }
@@ -569,6 +569,46 @@ test_example(void **state)
     (void)unlink(path);
 }
 
+/* --check-config prints the configuration without database passwords. */
+static void
+test_conninfo_redact(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"host=db dbname=pchat", "host=db dbname=pchat"},
+        {"host=db password=s3cret user=x", "host=db password=******** user=x"},
+        {"password = 'a b\\'c' host=db", "password = ******** host=db"},
+        {"host=db mypassword=x", "host=db mypassword=x"},
+        {"postgresql://u:s3cret@db:5432/pchat", "postgresql://u:********@db:5432/pchat"},
+        {"postgres://u@db/pchat?password=s3cret&sslmode=require",
+         "postgres://u@db/pchat?password=********&sslmode=require"},
+        {"postgresql://db/pchat", "postgresql://db/pchat"},
+    };
+    char out[256];
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pc_conninfo_redact(cases[i].in, out, sizeof(out));
+        assert_string_equal(out, cases[i].out);
+    }
+    pc_conninfo_redact("host=db password=x", out, 5);
+    assert_string_equal(out, "host");
+
+    struct pc_conf c;
+    assert_int_equal(pc_conf_init(&c), 0);
+    set_ok(&c, "database.conninfo=host=db password=hunter2");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    pc_conf_dump(&c, f, true);
+    assert_int_equal(fclose(f), 0);
+    assert_null(strstr(text, "hunter2"));
+    assert_non_null(strstr(text, "password=********"));
+    free(text);
+    pc_conf_free(&c);
+}
+
 int
 main(void)
 {
@@ -585,6 +625,7 @@ main(void)
         cmocka_unit_test(test_hostport),
         cmocka_unit_test(test_list_next),
         cmocka_unit_test(test_dump_roundtrip),
+        cmocka_unit_test(test_conninfo_redact),
         cmocka_unit_test(test_docs),
         cmocka_unit_test(test_example),
     };
