@@ -43,11 +43,11 @@ def post_again(ip, nick, room, label, text, within_s, connect_timeout=3):
         time.sleep(0.1)
 
 
-def scenario_chat(vip1, vip2, n):
+def scenario_chat(vip1, vip2, n, room="#lab"):
     a = connect(vip1, "alice")
     b = connect(vip2, "bob")
-    a.join("#lab")
-    b.join("#lab")
+    a.join(room)
+    b.join(room)
     a.expect(lambda m: m.command == "JOIN" and m.nick == "bob", timeout=10)
     # A nick used on one node is refused on the other.
     c = Client(6667, host=vip2)
@@ -55,8 +55,8 @@ def scenario_chat(vip1, vip2, n):
     c.send("USER x 0 * :x")
     collision = c.expect(lambda m: m.command in ("433", "001")).command
     for i in range(n):
-        a.send("PRIVMSG #lab :a%d" % i)
-        b.send("PRIVMSG #lab :b%d" % i)
+        a.send("PRIVMSG %s :a%d" % (room, i))
+        b.send("PRIVMSG %s :b%d" % (room, i))
     seen = {}
     for name, cl in (("alice", a), ("bob", b)):
         got = []
@@ -65,7 +65,7 @@ def scenario_chat(vip1, vip2, n):
             got.append((m.tags["msgid"], m.params[1]))
         seen[name] = got
     return {"same_order": seen["alice"] == seen["bob"], "count": len(seen["alice"]),
-            "history_matches": history(a, "#lab") == seen["alice"], "collision": collision}
+            "history_matches": history(a, room) == seen["alice"], "collision": collision}
 
 
 def scenario_failover(victim_vip, other_vip, killfile, n):
@@ -160,7 +160,7 @@ def scenario_served(ip):
 if __name__ == "__main__":
     kind = sys.argv[1]
     if kind == "chat":
-        out = scenario_chat(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        out = scenario_chat(sys.argv[2], sys.argv[3], int(sys.argv[4]), *sys.argv[5:6])
     elif kind == "failover":
         out = scenario_failover(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif kind == "switchover":
