@@ -2,6 +2,8 @@
  *
  *   pchatctl [-c FILE] [--db CONNINFO] db migrate | db status
  *   pchatctl [-c FILE] [--socket PATH] status | role active|standby | ping
+ *   pchatctl [-c FILE] [--db CONNINFO] [--json] account|group|category|room ...
+ *     (admin.c; docs/admin-guide.md)
  */
 #include "config.h"
 
@@ -16,6 +18,7 @@
 
 #include <libpq-fe.h>
 
+#include "pchatctl/admin.h"
 #include "store/store.h"
 #include "util/conf.h"
 #include "util/err.h"
@@ -28,11 +31,14 @@ usage(FILE *out)
     (void)fprintf(out,
         "usage: pchatctl [-c FILE] [--db CONNINFO] db migrate|status\n"
         "       pchatctl [-c FILE] [--socket PATH] status|ping\n"
-        "       pchatctl [-c FILE] [--socket PATH] role active|standby\n"
+        "       pchatctl [-c FILE] [--socket PATH] role active|standby\n");
+    pc_ctl_admin_usage(out);
+    (void)fprintf(out,
         "\n"
         "  -c, --config FILE   pchatd configuration (default %s if present)\n"
         "  -d, --db CONNINFO   database to use instead of database.conninfo\n"
-        "  -s, --socket PATH   control socket instead of pool.control_socket\n",
+        "  -s, --socket PATH   control socket instead of pool.control_socket\n"
+        "  -j, --json          print listings and results as JSON\n",
         DEFAULT_CONF);
 }
 
@@ -50,30 +56,54 @@ quiet_notice(void *arg, const char *message)
     (void)message;
 }
 
-static int
-cmd_db(const char *conninfo, const char *sub)
+/* Connects to the database, or prints why not and returns NULL. */
+static PGconn *
+db_connect(const char *conninfo)
 {
-    char err[512];
-    int version = 0, rc;
     const char *keys[] = {"dbname", "fallback_application_name", NULL};
     const char *vals[] = {conninfo, "pchatctl", NULL};
 
-    if (strcmp(sub, "migrate") != 0 && strcmp(sub, "status") != 0) {
-        usage(stderr);
-        return 2;
-    }
     PGconn *db = PQconnectdbParams(keys, vals, 1);
     if (db == NULL) {
         (void)fprintf(stderr, "pchatctl: out of memory\n");
-        return 1;
+        return NULL;
     }
     if (PQstatus(db) != CONNECTION_OK) {
         (void)fprintf(stderr, "pchatctl: cannot connect to the database: %s",
                       PQerrorMessage(db));
         PQfinish(db);
-        return 1;
+        return NULL;
     }
     PQsetNoticeProcessor(db, quiet_notice, NULL);
+    return db;
+}
+
+static int
+cmd_admin(const char *conninfo, int argc, char **argv, bool as_json)
+{
+    PGconn *db = db_connect(conninfo);
+    if (db == NULL) {
+        return 1;
+    }
+    int rc = pc_ctl_admin(db, argc, argv, as_json);
+    PQfinish(db);
+    return rc;
+}
+
+static int
+cmd_db(const char *conninfo, const char *sub)
+{
+    char err[512];
+    int version = 0, rc;
+
+    if (strcmp(sub, "migrate") != 0 && strcmp(sub, "status") != 0) {
+        usage(stderr);
+        return 2;
+    }
+    PGconn *db = db_connect(conninfo);
+    if (db == NULL) {
+        return 1;
+    }
     if (strcmp(sub, "migrate") == 0) {
         rc = pc_migrate_apply(db, report_line, err, sizeof(err));
         if (rc == 0) {
@@ -168,6 +198,7 @@ main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"db", required_argument, NULL, 'd'},
         {"socket", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -175,12 +206,14 @@ main(int argc, char **argv)
     struct pc_conf conf;
     char err[512];
     int opt, rc;
+    bool as_json = false;
 
-    while ((opt = getopt_long(argc, argv, "c:d:s:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+c:d:s:jh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': conf_path = optarg; break;
         case 'd': db = optarg; break;
         case 's': sock = optarg; break;
+        case 'j': as_json = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -207,6 +240,9 @@ main(int argc, char **argv)
     } else if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "ping") == 0)
                && optind + 1 == argc) {
         rc = cmd_control(sock ? sock : conf.pool_control_socket, cmd);
+    } else if (pc_ctl_admin_is(cmd)) {
+        rc = cmd_admin(db ? db : conf.db_conninfo, argc - optind,
+                       argv + optind, as_json);
     } else if (strcmp(cmd, "role") == 0 && optind + 2 == argc) {
         char line[64];
         (void)snprintf(line, sizeof(line), "role %s", argv[optind + 1]);
