@@ -77,7 +77,7 @@ upstream=${version%-*}
 
 # 2: lintian (errors fail, warnings are shown).
 if command -v lintian >/dev/null; then
-    lintian --tag-display-limit 0 "$deb" > "$work/lintian.out" 2>&1
+    lintian --tag-display-limit 0 "$deb" ${hadeb:+"$hadeb"} > "$work/lintian.out" 2>&1
     diag < "$work/lintian.out"
     if grep -q '^E: ' "$work/lintian.out"; then
         not_ok "lintian: no errors"
