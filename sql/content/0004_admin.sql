@@ -991,3 +991,116 @@ BEGIN
     RETURN pchat_room_json((pchat_room_for(p_actor, p_room, 'see it')).id);
 END
 $$;
+
+------------------------------------------------ the HTTPS API's one entry
+-- pchatd's administration API (src/http) prepares this one statement and
+-- names the operation, so that the API adds no SQL of its own: every op is
+-- one of the functions above, with the authenticated account as the actor.
+-- Arguments come as text (a[1], a[2], ...); the answer is JSON text or
+-- NULL. 'auth' and 'auth_cert' look up the keys of an account for pchatd's
+-- password or certificate check and are called with a NULL actor only.
+CREATE FUNCTION pchat_admin_call(p_actor text, p_op text, a text[])
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_json jsonb;
+BEGIN
+    CASE p_op
+    WHEN 'auth', 'auth_cert' THEN
+        IF p_actor IS NOT NULL THEN
+            RAISE EXCEPTION 'permission denied' USING ERRCODE = '42501';
+        END IF;
+        SELECT jsonb_build_object(
+                   'name', ac.name, 'admin', ac.is_admin,
+                   'disabled', ac.disabled,
+                   'iterations', ac.scram_iterations,
+                   'salt', encode(ac.scram_salt, 'hex'),
+                   'stored_key', encode(ac.scram_stored_key, 'hex'),
+                   'server_key', encode(ac.scram_server_key, 'hex'))
+          INTO v_json
+          FROM accounts ac
+         WHERE (p_op = 'auth' AND ac.name_folded = pchat_fold(a[1]))
+            OR (p_op = 'auth_cert' AND ac.id = (SELECT c.account_id
+                    FROM account_certs c WHERE c.fingerprint = a[1]));
+        RETURN v_json::text;
+    WHEN 'account_list' THEN
+        RETURN pchat_account_list(p_actor)::text;
+    WHEN 'account_create' THEN
+        PERFORM pchat_account_create(p_actor, a[1],
+            pchat_bool('admin', coalesce(a[2], 'false')), a[3]::integer,
+            decode(a[4], 'hex'), decode(a[5], 'hex'), decode(a[6], 'hex'));
+    WHEN 'account_set_keys' THEN
+        PERFORM pchat_account_set_keys(p_actor, a[1], a[2]::integer,
+            decode(a[3], 'hex'), decode(a[4], 'hex'), decode(a[5], 'hex'));
+    WHEN 'account_set' THEN
+        -- a[1] the account, then key, value pairs: all or none.
+        FOR i IN 1 .. (coalesce(array_length(a, 1), 1) - 1) / 2 LOOP
+            PERFORM pchat_account_set(p_actor, a[1], a[2 * i], a[2 * i + 1]);
+        END LOOP;
+    WHEN 'account_delete' THEN
+        PERFORM pchat_account_delete(p_actor, a[1]);
+    WHEN 'account_cert_add' THEN
+        PERFORM pchat_account_cert_add(p_actor, a[1], a[2]);
+    WHEN 'account_cert_remove' THEN
+        -- a[1] the account named in the URL: the certificate must be its.
+        IF NOT EXISTS (SELECT 1 FROM account_certs c
+                        WHERE c.fingerprint = lower(replace(a[2], ':', ''))
+                          AND c.account_id = pchat_account_id(a[1])) THEN
+            PERFORM pchat_require_admin(p_actor, 'unbind certificates');
+            RAISE EXCEPTION 'account "%" has no certificate "%"', a[1], a[2]
+                USING ERRCODE = 'P0002';
+        END IF;
+        PERFORM pchat_account_cert_remove(p_actor, a[2]);
+    WHEN 'group_list' THEN
+        RETURN pchat_group_list(p_actor)::text;
+    WHEN 'group_create' THEN
+        PERFORM pchat_group_create(p_actor, a[1], a[2]);
+    WHEN 'group_delete' THEN
+        PERFORM pchat_group_delete(p_actor, a[1]);
+    WHEN 'group_add' THEN
+        PERFORM pchat_group_add(p_actor, a[1], a[2]);
+    WHEN 'group_remove' THEN
+        PERFORM pchat_group_remove(p_actor, a[1], a[2]);
+    WHEN 'category_list' THEN
+        RETURN pchat_category_list(p_actor)::text;
+    WHEN 'category_show' THEN
+        RETURN pchat_category_show(p_actor, a[1])::text;
+    WHEN 'category_create' THEN
+        PERFORM pchat_category_create(p_actor, a[1], a[2]);
+    WHEN 'category_delete' THEN
+        PERFORM pchat_category_delete(p_actor, a[1]);
+    WHEN 'category_set' THEN
+        FOR i IN 1 .. (coalesce(array_length(a, 1), 1) - 1) / 2 LOOP
+            PERFORM pchat_category_set(p_actor, a[1], a[2 * i], a[2 * i + 1]);
+        END LOOP;
+    WHEN 'category_grant' THEN
+        PERFORM pchat_category_grant(p_actor, a[1], a[2], a[3]);
+    WHEN 'category_revoke' THEN
+        PERFORM pchat_category_revoke(p_actor, a[1], a[2], a[3]);
+    WHEN 'room_list' THEN
+        RETURN pchat_room_list(p_actor)::text;
+    WHEN 'room_show' THEN
+        RETURN pchat_room_show(p_actor, a[1])::text;
+    WHEN 'room_create' THEN
+        PERFORM pchat_room_create(p_actor, a[1], a[2], a[3], a[4], a[5]);
+    WHEN 'room_delete' THEN
+        PERFORM pchat_room_delete(p_actor, a[1]);
+    WHEN 'room_set' THEN
+        FOR i IN 1 .. (coalesce(array_length(a, 1), 1) - 1) / 2 LOOP
+            PERFORM pchat_room_set(p_actor, a[1], a[2 * i], a[2 * i + 1]);
+        END LOOP;
+    WHEN 'room_grant' THEN
+        PERFORM pchat_room_grant(p_actor, a[1], coalesce(a[2], 'member'),
+                                 a[3]);
+    WHEN 'room_revoke' THEN
+        PERFORM pchat_room_revoke(p_actor, a[1], a[2], a[3]);
+    WHEN 'room_clear_history' THEN
+        RETURN jsonb_build_object('removed', pchat_room_clear_history(
+            p_actor, a[1], a[2]::timestamptz))::text;
+    WHEN 'message_remove' THEN
+        PERFORM pchat_message_remove(p_actor, a[1]);
+    ELSE
+        RAISE EXCEPTION 'unknown operation "%"', p_op USING ERRCODE = '22023';
+    END CASE;
+    RETURN NULL;
+END
+$$;
