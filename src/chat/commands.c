@@ -1165,7 +1165,15 @@ msg_to_room(struct pc_session *s, struct pc_room *r, bool notice,
     p->kind = notice ? 1 : 0;
     p->source = strdup(pc_sess_mask(s, mask, sizeof(mask)));
     p->account = NULL;
-    p->body = pc_strndup(m->params[1].p, m->params[1].len);
+    /* Store exactly what every recipient will get: the relayed line
+     * ":mask CMD #room :text\r\n" must fit the 512-byte limit, so the text
+     * is cut (at a UTF-8 boundary) before it is stored, not on delivery. */
+    size_t fixed = 1 + strlen(mask) + 1 + strlen(cmd) + 1 + strlen(r->name) +
+                   2 + 2;
+    size_t room_for = fixed < PC_IRC_BODY_MAX ? PC_IRC_BODY_MAX - fixed : 0;
+    p->body = pc_strndup(m->params[1].p,
+                         pc_utf8_cut(m->params[1].p, m->params[1].len,
+                                     room_for));
     p->tags = strdup(tags);
     p->deadline_ms = pc_now_ms() + c->conf->db_post_timeout_ms;
     if (p->source == NULL || p->body == NULL || p->tags == NULL) {

@@ -29,12 +29,21 @@ def test_overlong_line_gets_417_and_keeps_client(server):
     assert len(echo.params[1]) >= 400
     assert relayed.params == echo.params
     assert len(relayed.raw.encode()) + 2 <= 512
+    # History holds exactly what was delivered (cut before storing).
+    assert server.query("SELECT body FROM messages") == echo.params[1]
     c.send("PRIVMSG #x :" + body + "c")
     c.expect("417")
     c.ping_roundtrip()
     # Nothing of the refused lines was delivered or stored.
     assert all(m.command != "PRIVMSG" for m in other.drain(0.2))
     assert server.query("SELECT count(*) FROM messages") == "1"
+    # Cut at a character boundary: two-byte characters up to the limit.
+    wide = "\u00e9" * ((512 - 2 - len("PRIVMSG #x :")) // 2)
+    c.send("PRIVMSG #x :" + wide)
+    echo = c.expect("PRIVMSG")
+    assert other.expect("PRIVMSG").params == echo.params
+    assert wide.startswith(echo.params[1]) and len(echo.params[1]) >= 200
+    assert server.query("SELECT body FROM messages ORDER BY seq DESC LIMIT 1") == echo.params[1]
     # An overlong line without newline for a while, then the rest.
     c.send_raw(b"PRIVMSG #x :" + b"b" * 9000)
     time.sleep(0.1)
