@@ -395,6 +395,26 @@ cmd_time(struct pc_session *s, const struct pc_irc_msg *m)
 
 /* Rooms. */
 
+/* The room by name if this session may see it (docs/room-model.md): a
+ * room one may not see is answered exactly like a missing one. */
+static struct pc_room *
+visible_room(struct pc_session *s, const char *name, struct pc_rights *rt)
+{
+    struct pc_rights tmp;
+    struct pc_room *r = pc_room_find(s->chat, name);
+    if (rt == NULL) {
+        rt = &tmp;
+    }
+    if (r == NULL || !r->loaded) {
+        return NULL;
+    }
+    pc_acl_rights(s->chat, s, r, rt);
+    if (!rt->see && !pc_sess_in_room(s, r, NULL)) {
+        return NULL;
+    }
+    return r;
+}
+
 struct create_ctx {
     struct pc_chat *chat;
     char folded[PC_CHAN_MAX + 1];
@@ -459,6 +479,20 @@ join_one(struct pc_session *s, const char *name, const char *key,
     }
     if (r == NULL) {
         char folded[PC_CHAN_MAX + 1];
+        char account[24];
+        if (!pc_acl_loaded(c)) {
+            pc_sess_std(s, "FAIL", "JOIN", "TEMPORARILY_UNAVAILABLE", name,
+                        "The room store is unavailable, try again later");
+            return true;
+        }
+        /* A JOIN creates a room in the default category, for its
+         * creators only; to others a room that does not exist stays
+         * missing. */
+        if (!pc_acl_can_create(c, s, 1)) {
+            pc_sess_num(s, PC_ERR_NOSUCHCHANNEL, "%s :No such channel", name);
+            return true;
+        }
+        (void)snprintf(account, sizeof(account), "%" PRId64, s->account_id);
         pc_irc_casefold(folded, name, strlen(name));
         r = calloc(1, sizeof(*r));
         if (r == NULL) {
@@ -472,7 +506,8 @@ join_one(struct pc_session *s, const char *name, const char *key,
             return true;
         }
         struct create_ctx *cc = calloc(1, sizeof(*cc));
-        const char *params[2] = {name, folded};
+        const char *params[3] = {name, folded,
+                                 s->account_id ? account : NULL};
         if (cc == NULL) {
             (void)pc_map_del(&c->rooms, folded);
             pc_room_free(r);
@@ -480,7 +515,7 @@ join_one(struct pc_session *s, const char *name, const char *key,
         }
         cc->chat = c;
         (void)snprintf(cc->folded, sizeof(cc->folded), "%s", folded);
-        if (pc_store_query(c->store, PC_STMT_ROOM_CREATE, params, 2,
+        if (pc_store_query(c->store, PC_STMT_ROOM_CREATE_AS, params, 3,
                            pc_now_ms() + c->conf->db_post_timeout_ms,
                            room_created, cc) < 0) {
             free(cc);
@@ -509,17 +544,7 @@ join_one(struct pc_session *s, const char *name, const char *key,
 static void
 part_one(struct pc_session *s, struct pc_room *r, const char *reason)
 {
-    char mask[160];
-    char line[PC_IRC_BODY_MAX + 64];
-    int n = snprintf(line, sizeof(line), ":%s PART %s%s%s\r\n",
-                     pc_sess_mask(s, mask, sizeof(mask)), r->name,
-                     reason[0] ? " :" : "", reason);
-    if (n > 0 && (size_t)n < sizeof(line)) {
-        pc_room_send(r, line, (size_t)n, NULL);
-        line[n - 2] = '\0';
-        pc_pool_part(s->chat, s, r, line);
-    }
-    pc_room_remove_member(r, s);
+    pc_room_part(s, r, reason);
 }
 
 static void
@@ -568,8 +593,8 @@ cmd_part(struct pc_session *s, const struct pc_irc_msg *m)
     param(reason, sizeof(reason), m, 1);
     for (char *name = strtok_r(names, ",", &save); name != NULL;
          name = strtok_r(NULL, ",", &save)) {
-        struct pc_room *r = pc_room_find(s->chat, name);
-        if (r == NULL || !r->loaded) {
+        struct pc_room *r = visible_room(s, name, NULL);
+        if (r == NULL) {
             pc_sess_num(s, PC_ERR_NOSUCHCHANNEL, "%s :No such channel", name);
         } else if (!pc_sess_in_room(s, r, NULL)) {
             pc_sess_num(s, PC_ERR_NOTONCHANNEL,
@@ -647,14 +672,15 @@ cmd_topic(struct pc_session *s, const struct pc_irc_msg *m)
     unsigned flags = 0;
 
     param(name, sizeof(name), m, 0);
-    struct pc_room *r = pc_room_find(c, name);
-    if (r == NULL || !r->loaded) {
+    struct pc_rights rt;
+    struct pc_room *r = visible_room(s, name, &rt);
+    if (r == NULL) {
         pc_sess_num(s, PC_ERR_NOSUCHCHANNEL, "%s :No such channel", name);
         return;
     }
     bool member = pc_sess_in_room(s, r, &flags);
     if (m->nparams < 2) {
-        if (!member && (r->modes & MODE_SECRET)) {
+        if (!member && (pc_room_modes(r) & MODE_SECRET) && !rt.member) {
             pc_sess_num(s, PC_ERR_NOTONCHANNEL,
                         "%s :You're not on that channel", r->name);
             return;
@@ -729,8 +755,8 @@ cmd_names(struct pc_session *s, const struct pc_irc_msg *m)
     param(names, sizeof(names), m, 0);
     for (char *name = strtok_r(names, ",", &save); name != NULL;
          name = strtok_r(NULL, ",", &save)) {
-        struct pc_room *r = pc_room_find(s->chat, name);
-        if (r == NULL || !r->loaded) {
+        struct pc_room *r = visible_room(s, name, NULL);
+        if (r == NULL) {
             pc_sess_num(s, PC_RPL_ENDOFNAMES, "%s :End of /NAMES list", name);
         } else {
             pc_send_names(s, r);
@@ -746,8 +772,14 @@ cmd_list(struct pc_session *s, const struct pc_irc_msg *m)
 
     pc_sess_num(s, PC_RPL_LISTSTART, "Channel :Users  Name");
     while ((r = pc_map_next(&s->chat->rooms, &pos, NULL)) != NULL) {
-        if (!r->loaded
-            || ((r->modes & MODE_SECRET) && !pc_sess_in_room(s, r, NULL))) {
+        struct pc_rights rt;
+        if (!r->loaded) {
+            continue;
+        }
+        bool joined = pc_sess_in_room(s, r, NULL);
+        pc_acl_rights(s->chat, s, r, &rt);
+        if (!joined
+            && (!rt.see || ((pc_room_modes(r) & MODE_SECRET) && !rt.member))) {
             continue;
         }
         pc_sess_num(s, PC_RPL_LIST, "%s %zu :%s", r->name, r->nmembers,
@@ -961,8 +993,8 @@ cmd_mode(struct pc_session *s, const struct pc_irc_msg *m)
 
     param(target, sizeof(target), m, 0);
     if (target[0] == '#') {
-        struct pc_room *r = pc_room_find(s->chat, target);
-        if (r == NULL || !r->loaded) {
+        struct pc_room *r = visible_room(s, target, NULL);
+        if (r == NULL) {
             pc_sess_num(s, PC_ERR_NOSUCHCHANNEL, "%s :No such channel",
                         target);
             return;
@@ -1014,8 +1046,8 @@ cmd_kick(struct pc_session *s, const struct pc_irc_msg *m)
     param(name, sizeof(name), m, 0);
     param(nick, sizeof(nick), m, 1);
     param(reason, sizeof(reason), m, 2);
-    struct pc_room *r = pc_room_find(s->chat, name);
-    if (r == NULL || !r->loaded) {
+    struct pc_room *r = visible_room(s, name, NULL);
+    if (r == NULL) {
         pc_sess_num(s, PC_ERR_NOSUCHCHANNEL, "%s :No such channel", name);
         return;
     }
@@ -1061,8 +1093,9 @@ cmd_invite(struct pc_session *s, const struct pc_irc_msg *m)
         pc_sess_num(s, PC_ERR_NOSUCHNICK, "%s :No such nick/channel", nick);
         return;
     }
-    struct pc_room *r = pc_room_find(s->chat, name);
-    if (r == NULL || !r->loaded) {
+    struct pc_rights rt;
+    struct pc_room *r = visible_room(s, name, &rt);
+    if (r == NULL) {
         pc_sess_num(s, PC_ERR_NOSUCHCHANNEL, "%s :No such channel", name);
         return;
     }
@@ -1071,9 +1104,14 @@ cmd_invite(struct pc_session *s, const struct pc_irc_msg *m)
                     r->name);
         return;
     }
-    if ((r->modes & MODE_INVITE) && !(flags & MEMBER_OP)) {
+    if ((pc_room_modes(r) & MODE_INVITE) && !(flags & MEMBER_OP)) {
         pc_sess_num(s, PC_ERR_CHANOPRIVSNEEDED,
                     "%s :You're not channel operator", r->name);
+        return;
+    }
+    if (!pc_acl_invitations(s->chat, r) && !s->is_admin) {
+        pc_sess_std(s, "FAIL", "INVITE", "INVITATIONS_DISABLED", r->name,
+                    "The room's category does not allow invitations");
         return;
     }
     if (pc_sess_in_room(t, r, NULL)) {
@@ -1136,7 +1174,7 @@ msg_to_room(struct pc_session *s, struct pc_room *r, bool notice,
     const char *cmd = notice ? "NOTICE" : "PRIVMSG";
 
     if ((!member && (r->modes & MODE_NOEXTERNAL))
-        || ((r->modes & MODE_MODERATED)
+        || ((pc_room_modes(r) & MODE_MODERATED)
             && !(flags & (MEMBER_OP | MEMBER_VOICE)))) {
         if (!notice) {
             pc_sess_num(s, PC_ERR_CANNOTSENDTOCHAN,
@@ -1251,8 +1289,8 @@ cmd_message(struct pc_session *s, const struct pc_irc_msg *m, bool notice)
     for (char *t = strtok_r(targets, ",", &save); t != NULL && count < 4;
          t = strtok_r(NULL, ",", &save), count++) {
         if (t[0] == '#') {
-            struct pc_room *r = pc_room_find(s->chat, t);
-            if (r == NULL || !r->loaded) {
+            struct pc_room *r = visible_room(s, t, NULL);
+            if (r == NULL) {
                 if (!notice) { /* NOTICE never gets an error reply */
                     pc_sess_num(s, PC_ERR_NOSUCHCHANNEL,
                                 "%s :No such channel", t);
@@ -1354,9 +1392,11 @@ cmd_who(struct pc_session *s, const struct pc_irc_msg *m)
 
     param(mask, sizeof(mask), m, 0);
     if (mask[0] == '#') {
-        struct pc_room *r = pc_room_find(s->chat, mask);
+        struct pc_rights rt;
+        struct pc_room *r = visible_room(s, mask, &rt);
         bool member = r != NULL && pc_sess_in_room(s, r, NULL);
-        if (r != NULL && r->loaded && (member || !(r->modes & MODE_SECRET))) {
+        if (r != NULL
+            && (member || !(pc_room_modes(r) & MODE_SECRET) || rt.member)) {
             for (size_t i = 0; i < r->nmembers; i++) {
                 struct pc_session *u = r->members[i];
                 unsigned f = 0;
@@ -1396,7 +1436,11 @@ cmd_whois(struct pc_session *s, const struct pc_irc_msg *m)
     chans[0] = '\0';
     for (size_t i = 0; i < u->nrooms; i++) {
         struct pc_room *r = u->rooms[i].room;
-        if ((r->modes & MODE_SECRET) && !pc_sess_in_room(s, r, NULL)) {
+        struct pc_rights rt;
+        pc_acl_rights(s->chat, s, r, &rt);
+        if (!pc_sess_in_room(s, r, NULL)
+            && (!rt.see
+                || ((pc_room_modes(r) & MODE_SECRET) && !rt.member))) {
             continue;
         }
         const char *pre = (u->rooms[i].flags & MEMBER_OP) ? "@"

@@ -364,7 +364,12 @@ targets_cb(void *arg, int status, PGresult *res)
         for (int i = 0; i < PQntuples(res); i++) {
             struct pc_room *r = pc_room_find(h->chat, PQgetvalue(res, i, 0));
             char when[32];
+            struct pc_rights rt;
             if (r == NULL || !pc_sess_in_room(s, r, NULL)) {
+                continue;
+            }
+            pc_acl_rights(h->chat, s, r, &rt);
+            if (!rt.history) {
                 continue;
             }
             pc_time_format(strtoull(PQgetvalue(res, i, 1), NULL, 10), when);
@@ -486,8 +491,14 @@ pc_cmd_chathistory(struct pc_session *s, const struct pc_irc_msg *m)
     }
 
     struct pc_room *r = pc_room_find(c, target);
-    bool allowed = r != NULL && r->loaded
-                   && (pc_sess_in_room(s, r, NULL)
+    struct pc_rights rt = {0};
+    if (r != NULL && r->loaded) {
+        pc_acl_rights(c, s, r, &rt);
+    }
+    /* History is readable exactly by those who may join (the room model);
+     * a room's own +i, +s or key also keeps out those not in it. */
+    bool allowed = r != NULL && r->loaded && rt.history
+                   && (pc_sess_in_room(s, r, NULL) || rt.member || rt.manage
                        || (!(r->modes & (MODE_SECRET | MODE_INVITE))
                            && r->key == NULL));
     if (!allowed) {

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "chat/chat.h"
+#include "chat/policy.h"
 #include "irc/irc.h"
 #include "util/buf.h"
 #include "util/map.h"
@@ -49,6 +50,10 @@ enum {
 enum {
     MEMBER_OP = 1u << 0,
     MEMBER_VOICE = 1u << 1,
+    /* The flag above comes from a persistent role (manager, presenter in
+     * an auditorium), not from a MODE: it goes when the role goes. */
+    MEMBER_ROLE_OP = 1u << 2,
+    MEMBER_ROLE_VOICE = 1u << 3,
 };
 
 struct pc_room;
@@ -129,6 +134,15 @@ struct pc_room {
     struct pc_join_wait *waiting;
     struct pc_pending *pending; /* pool: messages waiting for a gap, by seq */
     uint64_t pending_since_ms;
+    /* Room model (docs/room-model.md), from the database; 0: not known
+     * yet (a room another node created by JOIN: the default category). */
+    int64_t category_id;
+    enum pc_room_type type;
+    enum pc_room_privacy privacy;
+    bool disabled;
+    struct pc_prin_list role_members;
+    struct pc_prin_list role_managers;
+    struct pc_prin_list role_presenters;
 };
 
 /* A room message that arrived ahead of its turn (pool only). */
@@ -203,6 +217,7 @@ struct pc_chat {
     void *shutdown_arg;
     unsigned timers_open;
     struct pc_buf scratch;
+    struct pc_acl *acl; /* room model cache (acl.c) */
 };
 
 /* session.c */
@@ -263,6 +278,40 @@ void pc_rooms_load(struct pc_chat *c);
 void pc_join_room(struct pc_session *s, struct pc_room *r, const char *key);
 void pc_send_names(struct pc_session *s, struct pc_room *r);
 void pc_send_topic(struct pc_session *s, struct pc_room *r, bool silent);
+/* Parts s from r, telling the room (and the pool) why. */
+void pc_room_part(struct pc_session *s, struct pc_room *r,
+                  const char *reason);
+
+/* acl.c: the room model's cache (categories, room principals, group
+ * memberships), kept current by LISTEN pchat_acl, and what follows from
+ * it for connected users. */
+int pc_acl_new(struct pc_chat *c);
+void pc_acl_free(struct pc_chat *c);
+/* Reloads rooms and the model from the database (at every READY and on
+ * every NOTIFY), then applies it to joined users. */
+void pc_acl_reload(struct pc_chat *c);
+bool pc_acl_loaded(const struct pc_chat *c);
+void pc_acl_rights(struct pc_chat *c, const struct pc_session *s,
+                   const struct pc_room *r, struct pc_rights *out);
+bool pc_acl_can_create(struct pc_chat *c, const struct pc_session *s,
+                       int64_t category_id);
+bool pc_acl_invitations(struct pc_chat *c, const struct pc_room *r);
+/* MEMBER_OP|MEMBER_ROLE_OP for managers and administrators,
+ * MEMBER_VOICE|MEMBER_ROLE_VOICE for presenters of an auditorium. */
+unsigned pc_acl_role_flags(struct pc_chat *c, const struct pc_session *s,
+                           const struct pc_room *r);
+/* Channel modes: the stored ones and those the model implies
+ * (auditorium +m, secret +s, closed and secret +i). */
+unsigned pc_room_modes(const struct pc_room *r);
+/* Runs an admin SQL function for an IRC command and answers it (482 for
+ * SQLSTATE 42501, FAIL for the others); ok_text, if not NULL, is sent as
+ * NOTE <cmd> OK <room> on success; json_reply sends the result as NOTE
+ * lines. */
+void pc_acl_admin_call(struct pc_session *s, enum pc_stmt stmt,
+                       const char *const *params, int nparams,
+                       const char *cmd, const char *room,
+                       const char *ok_text, bool json_reply);
+int pc_cmd_room(struct pc_session *s, const struct pc_irc_msg *m);
 
 /* post.c */
 void pc_deliver_room_wire(struct pc_chat *c, uint64_t from,

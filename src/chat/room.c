@@ -71,8 +71,9 @@ pc_room_modes_str(const struct pc_room *r, bool show_key, char *out,
 {
     size_t n = 0;
     out[n++] = '+';
+    unsigned modes = pc_room_modes(r);
     for (size_t i = 0; i < sizeof(room_mode_letters) / sizeof(room_mode_letters[0]); i++) {
-        if (r->modes & room_mode_letters[i].bit) {
+        if (modes & room_mode_letters[i].bit) {
             out[n++] = room_mode_letters[i].letter;
         }
     }
@@ -121,6 +122,19 @@ pc_room_from_row(struct pc_chat *c, void *pgresult, int row)
             return NULL;
         }
     }
+    /* The room model's columns are the database's word, even for a room
+     * already known (a reload after NOTIFY pchat_acl). */
+    if (PQnfields(res) >= 14) {
+        const char *type = PQgetvalue(res, row, 11);
+        const char *privacy = PQgetvalue(res, row, 12);
+        r->category_id = col_i64(res, row, 10);
+        r->type = strcmp(type, "auditorium") == 0 ? PC_ROOM_AUDITORIUM
+                                                  : PC_ROOM_NORMAL;
+        r->privacy = strcmp(privacy, "secret") == 0   ? PC_PRIV_SECRET
+                     : strcmp(privacy, "closed") == 0 ? PC_PRIV_CLOSED
+                                                      : PC_PRIV_OPEN;
+        r->disabled = strcmp(PQgetvalue(res, row, 13), "t") == 0;
+    }
     if (r->loaded) {
         return r;
     }
@@ -161,6 +175,9 @@ pc_room_free(struct pc_room *r)
     }
     free(r->invites);
     free(r->members);
+    pc_prin_list_clear(&r->role_members);
+    pc_prin_list_clear(&r->role_managers);
+    pc_prin_list_clear(&r->role_presenters);
     free(r->name);
     free(r->folded);
     free(r->topic);
@@ -325,9 +342,13 @@ pc_send_names(struct pc_session *s, struct pc_room *r)
     size_t head, n;
     unsigned myflags;
     bool member = pc_sess_in_room(s, r, &myflags);
-    const char *sym = (r->modes & MODE_SECRET) ? "@" : "=";
+    bool secret = (pc_room_modes(r) & MODE_SECRET) != 0;
+    const char *sym = secret ? "@" : "=";
+    struct pc_rights rt;
 
-    if ((r->modes & MODE_SECRET) && !member) {
+    pc_acl_rights(s->chat, s, r, &rt);
+    /* A room one may not see answers like a missing one. */
+    if (!member && (!rt.see || (secret && !rt.member))) {
         pc_sess_num(s, PC_RPL_ENDOFNAMES, "%s :End of /NAMES list", r->name);
         return;
     }
@@ -388,11 +409,57 @@ pc_send_names(struct pc_session *s, struct pc_room *r)
 }
 
 void
+pc_room_part(struct pc_session *s, struct pc_room *r, const char *reason)
+{
+    char mask[160];
+    char line[PC_IRC_BODY_MAX + 64];
+    int n = snprintf(line, sizeof(line), ":%s PART %s%s%s\r\n",
+                     pc_sess_mask(s, mask, sizeof(mask)), r->name,
+                     reason[0] ? " :" : "", reason);
+    if (n > 0 && (size_t)n < sizeof(line)) {
+        pc_room_send(r, line, (size_t)n, NULL);
+        line[n - 2] = '\0';
+        pc_pool_part(s->chat, s, r, line);
+    }
+    pc_room_remove_member(r, s);
+}
+
+/* Whoever opens an empty room of the default category that has no
+ * managers gets a volatile @, as on a plain IRC server; other rooms have
+ * their managers (docs/room-model.md). */
+static bool
+volatile_op(const struct pc_room *r)
+{
+    return r->nmembers == 0 && r->role_managers.n == 0
+           && (r->category_id == 0 || r->category_id == 1);
+}
+
+void
 pc_join_room(struct pc_session *s, struct pc_room *r, const char *key)
 {
     unsigned flags = 0;
+    struct pc_rights rt;
 
     if (pc_sess_in_room(s, r, NULL)) {
+        return;
+    }
+    pc_acl_rights(s->chat, s, r, &rt);
+    bool invited = pc_room_invited(r, s->nick_folded);
+    /* A manager's invitation lets a non-member in once (not a denied
+     * principal, not into a disabled room). */
+    bool pass = invited && !rt.denied && !r->disabled;
+    if (!rt.see && !pass) {
+        pc_sess_num(s, PC_ERR_NOSUCHCHANNEL, "%s :No such channel", r->name);
+        return;
+    }
+    if (r->disabled) {
+        pc_sess_num(s, PC_ERR_BANNEDFROMCHAN,
+                    "%s :Cannot join channel (room disabled)", r->name);
+        return;
+    }
+    if (!rt.join && !pass) {
+        pc_sess_num(s, PC_ERR_INVITEONLYCHAN,
+                    "%s :Cannot join channel (+i, members only)", r->name);
         return;
     }
     if (s->nrooms >= s->chat->conf->max_joins) {
@@ -400,8 +467,7 @@ pc_join_room(struct pc_session *s, struct pc_room *r, const char *key)
                     "%s :You have joined too many channels", r->name);
         return;
     }
-    bool invited = pc_room_invited(r, s->nick_folded);
-    if ((r->modes & MODE_INVITE) && !invited) {
+    if ((r->modes & MODE_INVITE) && !invited && !rt.member && !rt.manage) {
         pc_sess_num(s, PC_ERR_INVITEONLYCHAN, "%s :Cannot join channel (+i)",
                     r->name);
         return;
@@ -417,9 +483,8 @@ pc_join_room(struct pc_session *s, struct pc_room *r, const char *key)
                     r->name);
         return;
     }
-    /* Operator status is volatile: whoever opens an empty room gets it.
-     * Persistent managers come with the room model. */
-    if (r->nmembers == 0) {
+    flags = pc_acl_role_flags(s->chat, s, r);
+    if (volatile_op(r)) {
         flags |= MEMBER_OP;
     }
     if (pc_room_add_member(r, s, flags) < 0) {
@@ -439,7 +504,7 @@ pc_join_room(struct pc_session *s, struct pc_room *r, const char *key)
     }
     pc_send_topic(s, r, true);
     pc_send_names(s, r);
-    if (!(s->caps & CAP_CHATHISTORY)) {
+    if (!(s->caps & CAP_CHATHISTORY) && rt.history) {
         pc_history_replay(s, r);
     }
 }

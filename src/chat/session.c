@@ -805,6 +805,13 @@ pc_chat_new(struct pc_chat **out, uv_loop_t *loop,
     (void)uv_timer_start(&c->sweep_timer, sweep_tick, 1000, 1000);
     (void)uv_timer_start(&c->throttle_timer, throttle_tick, 100, 100);
     *out = c;
+    /* The room model listens before the store starts (pc_store_listen). */
+    int rc = pc_acl_new(c);
+    if (rc < 0) {
+        pc_chat_free(c);
+        *out = NULL;
+        return rc;
+    }
     return 0;
 }
 
@@ -840,6 +847,10 @@ pc_chat_store_state(void *arg, enum pc_store_state st)
     c->store_ready = st == PC_STORE_READY;
     if (c->store_ready && !c->rooms_loaded) {
         pc_rooms_load(c);
+    }
+    if (c->store_ready) {
+        /* Notifications sent while disconnected are lost: reload. */
+        pc_acl_reload(c);
     }
 }
 
@@ -906,6 +917,7 @@ pc_chat_free(struct pc_chat *c)
         free(rs);
     }
     pc_map_free(&c->remote);
+    pc_acl_free(c);
     pc_map_free(&c->rooms);
     pc_map_free(&c->rooms_by_id);
     pc_map_free(&c->sessions);

@@ -8,6 +8,14 @@
     "seq, msgid::text, (extract(epoch from at) * 1000)::bigint, kind, "     \
     "source, account, body, tags"
 
+/* Room rows are always selected in this shape (chat/room.c
+ * pc_room_from_row). */
+#define ROOM_COLUMNS                                                         \
+    "id, name, topic, topic_by,"                                            \
+    " coalesce((extract(epoch from topic_at))::bigint, 0), modes,"          \
+    " key, user_limit, (extract(epoch from created_at))::bigint,"           \
+    " last_seq, category_id, type, privacy, disabled"
+
 const struct pc_stmt_def pc_stmts[PC_STMT_COUNT] = {
     [PC_STMT_SCHEMA_VERSION] = {
         "schema_version",
@@ -19,18 +27,12 @@ const struct pc_stmt_def pc_stmts[PC_STMT_COUNT] = {
         " $6::text[], $7::text[], $8::text[])", 8},
     [PC_STMT_ROOM_LIST] = {
         "room_list",
-        "SELECT id, name, topic, topic_by,"
-        " coalesce((extract(epoch from topic_at))::bigint, 0), modes,"
-        " key, user_limit, (extract(epoch from created_at))::bigint,"
-        " last_seq FROM rooms ORDER BY id", 0},
+        "SELECT " ROOM_COLUMNS " FROM rooms ORDER BY id", 0},
     [PC_STMT_ROOM_CREATE] = {
         "room_create",
         "INSERT INTO rooms (name, name_folded) VALUES ($1, $2)"
         " ON CONFLICT (name_folded) DO UPDATE SET name_folded = EXCLUDED.name_folded"
-        " RETURNING id, name, topic, topic_by,"
-        " coalesce((extract(epoch from topic_at))::bigint, 0), modes,"
-        " key, user_limit, (extract(epoch from created_at))::bigint,"
-        " last_seq", 2},
+        " RETURNING " ROOM_COLUMNS, 2},
     [PC_STMT_ROOM_SET_TOPIC] = {
         "room_set_topic",
         "UPDATE rooms SET topic = $2, topic_by = $3,"
@@ -63,4 +65,41 @@ const struct pc_stmt_def pc_stmts[PC_STMT_COUNT] = {
         " WHERE last_at > to_timestamp($1::bigint / 1000.0)"
         " AND last_at < to_timestamp($2::bigint / 1000.0)"
         " ORDER BY last_at LIMIT $3", 3},
+    [PC_STMT_ROOM_CREATE_AS] = {
+        /* A new room's creator (when logged in) is its manager, as with
+         * pchat_room_create(); other nodes hear of it by NOTIFY. An
+         * existing room is returned as it is. */
+        "room_create_as",
+        "WITH ins AS (INSERT INTO rooms (name, name_folded, created_by)"
+        " VALUES ($1, $2, $3::bigint) ON CONFLICT (name_folded) DO NOTHING"
+        " RETURNING " ROOM_COLUMNS "),"
+        " mgr AS (INSERT INTO room_principals (room_id, role, kind,"
+        " account_id) SELECT id, 'manager', 'account', $3::bigint FROM ins"
+        " WHERE $3::bigint IS NOT NULL),"
+        " n AS (SELECT pg_notify('pchat_acl', 'room ' || id) FROM ins)"
+        " SELECT ins.* FROM ins, n"
+        " UNION ALL SELECT " ROOM_COLUMNS " FROM rooms WHERE name_folded = $2"
+        " AND NOT EXISTS (SELECT 1 FROM ins)", 3},
+    [PC_STMT_ACL_LOAD] = {
+        /* One snapshot of everything the policy needs besides the rooms'
+         * own columns: c(ategory) id flags; p(rincipal of a category) and
+         * r(oom principal) owner id, account or group id, role, kind;
+         * g(roup membership) account id, group id. */
+        "acl_load",
+        "SELECT 'c', id, (invitations_allowed::int"
+        " + 2 * history_kept::int)::bigint, name, '' FROM categories"
+        " UNION ALL SELECT 'p', category_id, coalesce(account_id, group_id,"
+        " 0), role, kind FROM category_principals"
+        " UNION ALL SELECT 'r', room_id, coalesce(account_id, group_id, 0),"
+        " role, kind FROM room_principals"
+        " UNION ALL SELECT 'g', account_id, group_id, '', ''"
+        " FROM group_members", 0},
+    [PC_STMT_ADM_ROOM_SHOW] = {
+        "adm_room_show", "SELECT pchat_room_show($1, $2)::text", 2},
+    [PC_STMT_ADM_ROOM_SET] = {
+        "adm_room_set", "SELECT pchat_room_set($1, $2, $3, $4)", 4},
+    [PC_STMT_ADM_ROOM_GRANT] = {
+        "adm_room_grant", "SELECT pchat_room_grant($1, $2, $3, $4)", 4},
+    [PC_STMT_ADM_ROOM_REVOKE] = {
+        "adm_room_revoke", "SELECT pchat_room_revoke($1, $2, $3, $4)", 4},
 };

@@ -6,7 +6,8 @@
 enum pc_stmt {
     PC_STMT_SCHEMA_VERSION, /* () -> version */
     PC_STMT_POST,           /* batch of posts -> (msgid, room_id, seq) */
-    PC_STMT_ROOM_LIST,      /* () -> every room with its settings */
+    PC_STMT_ROOM_LIST,      /* () -> every room with its settings (and
+                               category, type, privacy, disabled) */
     PC_STMT_ROOM_CREATE,    /* (name, folded) -> room row */
     PC_STMT_ROOM_SET_TOPIC, /* (id, topic, by, at_ms) */
     PC_STMT_ROOM_SET_MODES, /* (id, modes, key, limit) */
@@ -15,6 +16,15 @@ enum pc_stmt {
     PC_STMT_HIST_SEQ_OF,    /* (room, msgid) -> seq */
     PC_STMT_HIST_SEQ_AT,    /* (room, at_ms) -> first seq at or after */
     PC_STMT_HIST_TARGETS,   /* (from_ms, to_ms, limit) -> room, latest at */
+    /* Room model (chat/acl.c). */
+    PC_STMT_ROOM_CREATE_AS, /* (name, folded, account id or NULL) -> row;
+                               the account becomes the room's manager */
+    PC_STMT_ACL_LOAD,       /* () -> (tag, a, b, role, kind): categories,
+                               principals, group memberships */
+    PC_STMT_ADM_ROOM_SHOW,  /* (actor, room) -> json text */
+    PC_STMT_ADM_ROOM_SET,   /* (actor, room, key, value) */
+    PC_STMT_ADM_ROOM_GRANT, /* (actor, room, role, principal) */
+    PC_STMT_ADM_ROOM_REVOKE, /* (actor, room, role, principal) */
     PC_STMT_COUNT
 };
 
