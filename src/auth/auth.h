@@ -14,7 +14,7 @@
 #define PC_AUTH_KEY_LEN   32 /* SHA-256 */
 #define PC_AUTH_SALT_MAX  64
 #define PC_AUTH_NAME_MAX  64 /* account names (they are nicks) */
-#define PC_AUTH_PASS_MAX  256
+#define PC_AUTH_PASS_MAX  512
 #define PC_AUTH_NONCE_MAX 128
 #define PC_AUTH_MSG_MAX   1024 /* any one SCRAM message */
 

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,10 @@ const struct pc_cap_def pc_caps[] = {
     {"multi-prefix", CAP_MULTI_PREFIX},
     {"userhost-in-names", CAP_USERHOST_IN_NAMES},
     {"away-notify", CAP_AWAY_NOTIFY},
+    {"sasl", CAP_SASL},
+    {"account-tag", CAP_ACCOUNT_TAG},
+    {"account-notify", CAP_ACCOUNT_NOTIFY},
+    {"extended-join", CAP_EXTENDED_JOIN},
     {NULL, 0},
 };
 
@@ -103,6 +108,16 @@ try_register(struct pc_session *s)
     if (pc_map_get(&c->nicks, s->nick_folded) != s) {
         return;
     }
+    if (pc_sasl_pending(s)) {
+        return; /* registration waits for the login under way */
+    }
+    if (c->conf->auth_required && s->account_id == 0) {
+        pc_sess_std(s, "FAIL", "*", "ACCOUNT_REQUIRED", NULL,
+                    "This server requires an account: log in with SASL "
+                    "(" PC_SASL_MECHS ")");
+        pc_sess_error_close(s, "An account is required: log in with SASL");
+        return;
+    }
     s->state = SESS_ACTIVE;
     c->nregistered++;
     if (c->nregistered > c->max_registered) {
@@ -116,6 +131,12 @@ try_register(struct pc_session *s)
            "peer=%s caps=%#x", s->id, s->nick, s->host, s->caps);
 }
 
+void
+pc_cmd_try_register(struct pc_session *s)
+{
+    try_register(s);
+}
+
 static void
 cap_list(struct pc_session *s, const char *sub, unsigned mask, bool values)
 {
@@ -127,8 +148,11 @@ cap_list(struct pc_session *s, const char *sub, unsigned mask, bool values)
         if (!(mask & d->bit)) {
             continue;
         }
-        int w = snprintf(list + n, sizeof(list) - n, "%s%s", n ? " " : "",
-                         d->name);
+        /* CAP LS 302 lists the SASL mechanisms with the cap. */
+        const char *val = values && d->bit == CAP_SASL ? "=" PC_SASL_MECHS
+                                                       : "";
+        int w = snprintf(list + n, sizeof(list) - n, "%s%s%s", n ? " " : "",
+                         d->name, val);
         if (w > 0 && (size_t)w < sizeof(list) - n) {
             n += (size_t)w;
         }
@@ -220,7 +244,6 @@ cmd_nick(struct pc_session *s, const struct pc_irc_msg *m)
 {
     struct pc_chat *c = s->chat;
     char nick[PC_NICK_MAX + 1];
-    char folded[PC_NICK_MAX + 1];
 
     if (m->nparams == 0 || m->params[0].len == 0) {
         pc_sess_num(s, PC_ERR_NONICKNAMEGIVEN, ":No nickname given");
@@ -240,15 +263,33 @@ cmd_nick(struct pc_session *s, const struct pc_irc_msg *m)
         return;
     }
     pc_slice(nick, sizeof(nick), m->params[0]);
-    pc_irc_casefold(folded, nick, strlen(nick));
-    struct pc_session *other = pc_map_get(&c->nicks, folded);
-    if (other != NULL && other != s) {
+    /* A logged-in user's nick is the account name (docs/room-model.md). */
+    if (s->account_id != 0 && pc_irc_casecmp(nick, s->account) != 0) {
+        pc_sess_num(s, PC_ERR_NICKLOCKED, ":You must use a nick assigned to "
+                    "you: your account name, %s", s->account);
+        return;
+    }
+    if (pc_cmd_set_nick(s, nick) == PC_EEXIST) {
         pc_sess_num(s, PC_ERR_NICKNAMEINUSE, "%s :Nickname is already in use",
                     nick);
         return;
     }
+    try_register(s);
+}
+
+int
+pc_cmd_set_nick(struct pc_session *s, const char *nick)
+{
+    struct pc_chat *c = s->chat;
+    char folded[PC_NICK_MAX + 1];
+
+    pc_irc_casefold(folded, nick, strlen(nick));
+    struct pc_session *other = pc_map_get(&c->nicks, folded);
+    if (other != NULL && other != s) {
+        return PC_EEXIST;
+    }
     if (strcmp(nick, s->nick) == 0) {
-        return;
+        return 0;
     }
     if (s->state == SESS_ACTIVE) {
         char mask[160];
@@ -265,14 +306,14 @@ cmd_nick(struct pc_session *s, const struct pc_irc_msg *m)
     }
     if (pc_map_put(&c->nicks, folded, s) < 0) {
         pc_sess_error_close(s, "Out of memory");
-        return;
+        return -ENOMEM;
     }
     (void)snprintf(s->nick, sizeof(s->nick), "%s", nick);
     (void)snprintf(s->nick_folded, sizeof(s->nick_folded), "%s", folded);
     if (s->state == SESS_ACTIVE) {
         pc_pool_nick(c, s);
     }
-    try_register(s);
+    return 0;
 }
 
 static void
@@ -1202,7 +1243,7 @@ msg_to_room(struct pc_session *s, struct pc_room *r, bool notice,
     p->at_ms = pc_wall_ms();
     p->kind = notice ? 1 : 0;
     p->source = strdup(pc_sess_mask(s, mask, sizeof(mask)));
-    p->account = NULL;
+    p->account = s->account_id != 0 ? strdup(s->account) : NULL;
     /* Store exactly what every recipient will get: the relayed line
      * ":mask CMD #room :text\r\n" must fit the 512-byte limit, so the text
      * is cut (at a UTF-8 boundary) before it is stored, not on delivery. */
@@ -1237,6 +1278,7 @@ msg_to_user(struct pc_session *s, struct pc_session *t, bool notice,
     collect_client_tags(m, tags, sizeof(tags));
     pc_irc_line_init(&l);
     pc_sess_tags(t, &l, now, msgid);
+    pc_sess_account_tag(t, &l, s->account, strlen(s->account));
     pc_irc_line_source(&l, pc_sess_mask(s, mask, sizeof(mask)));
     pc_irc_line_cmd(&l, cmd);
     pc_irc_line_param(&l, t->nick, strlen(t->nick));
@@ -1253,6 +1295,7 @@ msg_to_user(struct pc_session *s, struct pc_session *t, bool notice,
     if (s->caps & CAP_ECHO_MESSAGE) {
         pc_irc_line_init(&l);
         pc_sess_tags(s, &l, now, msgid);
+        pc_sess_account_tag(s, &l, s->account, strlen(s->account));
         pc_irc_line_source(&l, mask);
         pc_irc_line_cmd(&l, cmd);
         pc_irc_line_param(&l, t->nick, strlen(t->nick));
@@ -1457,6 +1500,10 @@ cmd_whois(struct pc_session *s, const struct pc_irc_msg *m)
     }
     pc_sess_num(s, PC_RPL_WHOISSERVER, "%s %s :pchat", u->nick,
                 pc_server_name(s->chat));
+    if (u->account[0] != '\0') {
+        pc_sess_num(s, PC_RPL_WHOISACCOUNT, "%s %s :is logged in as",
+                    u->nick, u->account);
+    }
     if (u->away != NULL) {
         pc_sess_num(s, PC_RPL_AWAY, "%s :%s", u->nick, u->away);
     }
@@ -1539,6 +1586,7 @@ cmd_chathistory(struct pc_session *s, const struct pc_irc_msg *m)
 }
 
 static const struct cmd_def commands[] = {
+    {"AUTHENTICATE", pc_cmd_authenticate, 1, CMD_PRE_REG},
     {"AWAY", cmd_away, 0, 0},
     {"CAP", cmd_cap, 1, CMD_PRE_REG},
     {"CHATHISTORY", cmd_chathistory, 3, 0},

@@ -82,6 +82,8 @@ hist_send_row(struct pc_session *s, const char *target, const char *ref,
         pc_irc_line_tag(&l, "batch", ref, strlen(ref));
     }
     pc_sess_tags(s, &l, at_ms, msgid);
+    pc_sess_account_tag(s, &l, PQgetvalue(res, row, 5),
+                        strlen(PQgetvalue(res, row, 5)));
     if ((s->caps & CAP_MESSAGE_TAGS) && tags[0] != '\0') {
         const char *p = tags;
         while (*p) {

@@ -29,7 +29,14 @@ enum pc_cap {
     CAP_MULTI_PREFIX = 1u << 7,
     CAP_USERHOST_IN_NAMES = 1u << 8,
     CAP_AWAY_NOTIFY = 1u << 9,
+    CAP_SASL = 1u << 10,
+    CAP_ACCOUNT_TAG = 1u << 11,
+    CAP_ACCOUNT_NOTIFY = 1u << 12,
+    CAP_EXTENDED_JOIN = 1u << 13,
 };
+
+/* SASL mechanisms (CAP LS 302 sasl=..., 908 RPL_SASLMECHS). */
+#define PC_SASL_MECHS "PLAIN,SCRAM-SHA-256,EXTERNAL"
 
 struct pc_cap_def {
     const char *name;
@@ -57,6 +64,8 @@ enum {
 };
 
 struct pc_room;
+struct pc_sasl;
+struct pc_sasl_ctx;
 
 struct pc_membership {
     struct pc_room *room;
@@ -95,6 +104,7 @@ struct pc_session {
     int64_t account_id;
     char account[PC_NICK_MAX + 1];
     bool is_admin;
+    struct pc_sasl *sasl; /* SASL exchange (sasl.c), NULL if none yet */
     struct pc_buf in; /* partial input line */
     double tokens;
     uint64_t tokens_ms;
@@ -217,6 +227,7 @@ struct pc_chat {
     void *shutdown_arg;
     unsigned timers_open;
     struct pc_buf scratch;
+    struct pc_sasl_ctx *sasl; /* failed-login buckets, jobs (sasl.c) */
     struct pc_acl *acl; /* room model cache (acl.c) */
 };
 
@@ -246,6 +257,9 @@ void pc_reply_end(struct pc_session *s);
 void pc_reply_detach(struct pc_session *s);
 /* Sends a line once to every session sharing a room with s (not s). */
 void pc_sess_tell_peers(struct pc_session *s, const char *line, size_t len);
+/* The same, only to peers with one of the caps in `caps` (0: all). */
+void pc_sess_tell_peers_cap(struct pc_session *s, const char *line,
+                            size_t len, unsigned caps);
 /* Tells s's peers that it quit. */
 void pc_sess_announce_quit(struct pc_session *s, const char *reason);
 /* nick!user@host */
@@ -354,6 +368,27 @@ int pc_cmd_chathistory(struct pc_session *s, const struct pc_irc_msg *m);
 
 /* commands.c: the command table */
 void pc_cmd_dispatch(struct pc_session *s, const struct pc_irc_msg *m);
+/* Completes registration if everything it waits for is there. */
+void pc_cmd_try_register(struct pc_session *s);
+/* Gives s a (valid) nick, telling its peers and the pool if registered;
+ * returns 0 or PC_EEXIST if another session holds it. */
+int pc_cmd_set_nick(struct pc_session *s, const char *nick);
+
+/* sasl.c: AUTHENTICATE and what others see of accounts */
+int pc_sasl_init(struct pc_chat *c);
+void pc_sasl_free(struct pc_chat *c);
+void pc_sasl_session_free(struct pc_session *s);
+/* True while an exchange is under way (registration waits for it). */
+bool pc_sasl_pending(const struct pc_session *s);
+void pc_cmd_authenticate(struct pc_session *s, const struct pc_irc_msg *m);
+/* s joined r: JOIN to members (extended-join for those with the cap). */
+void pc_room_send_join(struct pc_room *r, struct pc_session *s,
+                       const struct pc_session *except);
+/* ACCOUNT to peers with account-notify (s logged in or out). */
+void pc_account_notify(struct pc_session *s);
+/* account=<name> for a recipient with account-tag. */
+void pc_sess_account_tag(const struct pc_session *to, struct pc_irc_line *l,
+                         const char *account, size_t len);
 void pc_send_isupport(struct pc_session *s);
 
 /* Small helpers. */

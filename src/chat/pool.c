@@ -179,6 +179,9 @@ pc_pool_user(struct pc_chat *c, struct pc_session *s)
         rc = wire_room(b, s->rooms[i].room);
         rc = rc ? rc : pc_wire_u64(b, s->rooms[i].flags);
     }
+    /* Protocol 3: the account (empty if not logged in). */
+    rc = rc ? rc : pc_wire_str(b, s->account);
+    rc = rc ? rc : pc_wire_u64(b, (uint64_t)s->account_id);
     publish(c, b, rc);
 }
 
@@ -425,12 +428,7 @@ apply_join(struct pc_chat *c, struct pc_session *s, struct pc_room *r,
         return;
     }
     if (announce) {
-        char mask[160], line[PC_IRC_BODY_MAX + 64];
-        int n = snprintf(line, sizeof(line), ":%s JOIN %s\r\n",
-                         pc_sess_mask(s, mask, sizeof(mask)), r->name);
-        if (n > 0 && (size_t)n < sizeof(line)) {
-            pc_room_send(r, line, (size_t)n, s);
-        }
+        pc_room_send_join(r, s, s);
     }
 }
 
@@ -467,6 +465,7 @@ pc_pool_deliver(struct pc_chat *c, uint64_t from, const unsigned char *p,
             }
             return true;
         }
+        bool known = remote_get(c, member, id, false) != NULL;
         struct pc_session *s = remote_get(c, member, id, true);
         if (s == NULL) {
             break;
@@ -497,6 +496,16 @@ pc_pool_deliver(struct pc_chat *c, uint64_t from, const unsigned char *p,
             unsigned flags = (unsigned)pc_wire_rd_u64(&r);
             if (room != NULL && !r.bad) {
                 apply_join(c, s, room, flags, false);
+            }
+        }
+        char account[PC_NICK_MAX + 1];
+        pc_slice(account, sizeof(account), pc_wire_rd_str(&r));
+        int64_t account_id = (int64_t)pc_wire_rd_u64(&r);
+        if (!r.bad && strcmp(account, s->account) != 0) {
+            (void)snprintf(s->account, sizeof(s->account), "%s", account);
+            s->account_id = account[0] ? account_id : 0;
+            if (known) {
+                pc_account_notify(s); /* logged in after registering */
             }
         }
         break;

@@ -336,6 +336,7 @@ room_msg_line(const struct room_msg *m, const struct pc_session *s,
         pc_irc_line_tag(l, "label", label, strlen(label));
     }
     pc_sess_tags(s, l, m->at_ms, msgid);
+    pc_sess_account_tag(s, l, m->account.p, m->account.len);
     if ((s->caps & CAP_MESSAGE_TAGS) && m->tags.len > 0) {
         /* Client-only tags as received: "+k=v;+k2" (already escaped). */
         const char *p = m->tags.p;
@@ -369,9 +370,9 @@ deliver_room_msg(struct pc_chat *c, uint64_t from, const struct room_msg *m)
     struct pc_session *author = NULL;
     char label[PC_LABEL_MAX + 1];
     /* One serialised line per combination of the caps that change it. */
-    struct pc_irc_line *variants[4] = {NULL, NULL, NULL, NULL};
-    size_t lens[4] = {0, 0, 0, 0};
-    struct pc_irc_line lines[4];
+    struct pc_irc_line *variants[8] = {NULL};
+    size_t lens[8] = {0};
+    struct pc_irc_line lines[8];
 
     (void)snprintf(key, sizeof(key), "%" PRId64, m->room_id);
     r = pc_map_get(&c->rooms_by_id, key);
@@ -393,7 +394,8 @@ deliver_room_msg(struct pc_chat *c, uint64_t from, const struct room_msg *m)
             continue;
         }
         unsigned v = ((s->caps & CAP_SERVER_TIME) ? 1u : 0u)
-                     | ((s->caps & CAP_MESSAGE_TAGS) ? 2u : 0u);
+                     | ((s->caps & CAP_MESSAGE_TAGS) ? 2u : 0u)
+                     | ((s->caps & CAP_ACCOUNT_TAG) ? 4u : 0u);
         if (variants[v] == NULL) {
             variants[v] = &lines[v];
             lens[v] = room_msg_line(m, s, NULL, variants[v]);
@@ -438,7 +440,8 @@ pc_deliver_room_row(struct pc_chat *c, struct pc_room *r, void *pgres, int row)
     m.target.len = strlen(r->name);
     m.source.p = PQgetvalue(res, row, 4);
     m.source.len = strlen(m.source.p);
-    m.account = empty;
+    m.account.p = PQgetvalue(res, row, 5);
+    m.account.len = strlen(m.account.p);
     m.body.p = PQgetvalue(res, row, 6);
     m.body.len = strlen(m.body.p);
     m.tags.p = PQgetvalue(res, row, 7);

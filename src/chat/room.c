@@ -495,13 +495,7 @@ pc_join_room(struct pc_session *s, struct pc_room *r, const char *key)
     pc_room_uninvite(r, s->nick_folded);
     pc_pool_join(s->chat, s, r, flags);
 
-    char mask[160];
-    char line[PC_IRC_BODY_MAX + 64];
-    int n = snprintf(line, sizeof(line), ":%s JOIN %s\r\n",
-                     pc_sess_mask(s, mask, sizeof(mask)), r->name);
-    if (n > 0 && (size_t)n < sizeof(line)) {
-        pc_room_send(r, line, (size_t)n, NULL);
-    }
+    pc_room_send_join(r, s, NULL);
     pc_send_topic(s, r, true);
     pc_send_names(s, r);
     if (!(s->caps & CAP_CHATHISTORY) && rt.history) {

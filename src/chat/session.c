@@ -443,12 +443,20 @@ pc_chat_accept(struct pc_listener *l, struct pc_conn *conn, void *arg)
 void
 pc_sess_tell_peers(struct pc_session *s, const char *line, size_t len)
 {
+    pc_sess_tell_peers_cap(s, line, len, 0);
+}
+
+void
+pc_sess_tell_peers_cap(struct pc_session *s, const char *line, size_t len,
+                       unsigned caps)
+{
     /* Each peer hears it once, however many rooms it shares with s. */
     for (size_t i = 0; i < s->nrooms; i++) {
         struct pc_room *r = s->rooms[i].room;
         for (size_t j = 0; j < r->nmembers; j++) {
             struct pc_session *m = r->members[j];
-            if (m == s || m->state == SESS_CLOSING) {
+            if (m == s || m->state == SESS_CLOSING
+                || (caps != 0 && !(m->caps & caps))) {
                 continue;
             }
             bool seen = false;
@@ -548,6 +556,7 @@ sess_free(struct pc_session *s)
     free(s->rooms);
     free(s->realname);
     free(s->away);
+    pc_sasl_session_free(s);
     free(s);
 }
 
@@ -784,6 +793,10 @@ pc_chat_new(struct pc_chat **out, uv_loop_t *loop,
     if (c == NULL) {
         return -ENOMEM;
     }
+    if (pc_sasl_init(c) < 0) {
+        free(c);
+        return -ENOMEM;
+    }
     c->loop = loop;
     c->conf = conf;
     c->store = store;
@@ -900,6 +913,7 @@ pc_chat_free(struct pc_chat *c)
     size_t pos = 0;
     struct pc_room *r;
 
+    pc_sasl_free(c);
     while ((r = pc_map_next(&c->rooms, &pos, NULL)) != NULL) {
         pc_room_free(r);
     }

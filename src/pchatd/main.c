@@ -26,7 +26,8 @@
 #define MAX_LISTENERS (2 * PC_CONF_MAX_LISTEN)
 #define DRAIN_TIMEOUT_MS 10000
 /* Pool protocol version: members speaking another are ignored. */
-#define PC_POOL_PROTOCOL 2 /* 2: several payloads per CPG message */
+/* 2: several payloads per CPG message; 3: USER carries the account */
+#define PC_POOL_PROTOCOL 3
 
 struct pc_worker {
     uv_loop_t loop;

@@ -16,6 +16,11 @@
     " key, user_limit, (extract(epoch from created_at))::bigint,"           \
     " last_seq, category_id, type, privacy, disabled"
 
+#define ACCOUNT_COLUMNS                                                      \
+    "id, name, is_admin, disabled, scram_iterations,"                       \
+    " encode(scram_salt, 'hex'), encode(scram_stored_key, 'hex'),"          \
+    " encode(scram_server_key, 'hex')"
+
 const struct pc_stmt_def pc_stmts[PC_STMT_COUNT] = {
     [PC_STMT_SCHEMA_VERSION] = {
         "schema_version",
@@ -65,6 +70,16 @@ const struct pc_stmt_def pc_stmts[PC_STMT_COUNT] = {
         " WHERE last_at > to_timestamp($1::bigint / 1000.0)"
         " AND last_at < to_timestamp($2::bigint / 1000.0)"
         " ORDER BY last_at LIMIT $3", 3},
+    /* Accounts, for SASL: id, name, is_admin, disabled, iterations and
+     * the SCRAM salt and keys as hex (NULL when the account has none). */
+    [PC_STMT_ACCOUNT_BY_NAME] = {
+        "account_by_name",
+        "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE name_folded = $1",
+        1},
+    [PC_STMT_ACCOUNT_BY_CERT] = {
+        "account_by_cert",
+        "SELECT " ACCOUNT_COLUMNS " FROM accounts a JOIN account_certs c"
+        " ON c.account_id = a.id WHERE c.fingerprint = $1", 1},
     [PC_STMT_ROOM_CREATE_AS] = {
         /* A new room's creator (when logged in) is its manager, as with
          * pchat_room_create(); other nodes hear of it by NOTIFY. An

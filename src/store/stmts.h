@@ -25,6 +25,8 @@ enum pc_stmt {
     PC_STMT_ADM_ROOM_SET,   /* (actor, room, key, value) */
     PC_STMT_ADM_ROOM_GRANT, /* (actor, room, role, principal) */
     PC_STMT_ADM_ROOM_REVOKE, /* (actor, room, role, principal) */
+    PC_STMT_ACCOUNT_BY_NAME, /* (name_folded) -> account row (SASL) */
+    PC_STMT_ACCOUNT_BY_CERT, /* (fingerprint) -> account row (EXTERNAL) */
     PC_STMT_COUNT
 };
 

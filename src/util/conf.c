@@ -104,6 +104,21 @@ static const struct conf_key conf_keys[] = {
      "crit, error, warn, notice, info, debug or trace."},
     {"log", "syslog", CT_BOOL, OFF(log_syslog), "no", 0, 1, true,
      "Log to syslog (daemon facility) instead of stderr."},
+    {"auth", "required", CT_BOOL, OFF(auth_required), "no", 0, 1, true,
+     "Require SASL (PLAIN, SCRAM-SHA-256 or EXTERNAL) before registration; "
+     "a pool should set yes. Without it, logging in is optional."},
+    {"auth", "pbkdf2_iterations", CT_UINT, OFF(auth_pbkdf2_iterations),
+     "4096", 4096, 10000000, true,
+     "PBKDF2 iterations for new SCRAM-SHA-256 keys (and the made-up keys "
+     "shown for unknown accounts)."},
+    {"auth", "fail_burst", CT_UINT, OFF(auth_fail_burst), "5", 1, 1000000,
+     true,
+     "Failed logins allowed at once, per account and per client address, "
+     "before further attempts are refused (904)."},
+    {"auth", "fail_interval_ms", CT_UINT, OFF(auth_fail_interval_ms),
+     "30000", 1, 86400000, true,
+     "After the burst, one more failed login is allowed per this many "
+     "milliseconds (token bucket)."},
     {"pool", "backend", CT_BACKEND, OFF(pool_backend), "local", 0, 0, false,
      "local (a single server) or cpg (a Corosync pool)."},
     {"pool", "control_socket", CT_STRING, OFF(pool_control_socket),

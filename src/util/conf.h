@@ -47,6 +47,11 @@ struct pc_conf {
     /* [log] */
     char *log_level;             /* crit error warn notice info debug trace */
     bool log_syslog;
+    /* [auth] */
+    bool auth_required;          /* no registration without SASL */
+    uint32_t auth_pbkdf2_iterations; /* for new keys and unknown accounts */
+    uint32_t auth_fail_burst;    /* failed logins per account / address */
+    uint32_t auth_fail_interval_ms; /* one more failure allowed per ... */
     /* [pool] */
     char *pool_backend;          /* local | cpg */
     char *pool_control_socket;   /* local control socket path */

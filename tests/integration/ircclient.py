@@ -68,14 +68,21 @@ class Timeout(AssertionError):
 
 
 class Client:
-    def __init__(self, port, tls=False, host="127.0.0.1", timeout=5.0):
+    def __init__(self, port, tls=False, host="127.0.0.1", timeout=5.0,
+                 source=None, cert=None):
+        """source: local address to connect from (e.g. "127.0.0.2");
+        cert: (certfile, keyfile) of a TLS client certificate."""
         self.timeout = timeout
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = socket.create_connection(
+            (host, port), timeout=timeout,
+            source_address=(source, 0) if source else None)
         if tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            if cert:
+                ctx.load_cert_chain(cert[0], cert[1])
             sock = ctx.wrap_socket(sock)
         self.sock = sock
         self.buf = b""
