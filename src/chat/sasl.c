@@ -28,8 +28,8 @@
  * exchange's generation: an answer for a session that closed, aborted or
  * started over finds nothing and is dropped. */
 
-#define SASL_CHUNK     400  /* IRCv3: payload lines are cut at 400 bytes */
-#define SASL_IN_MAX    4096 /* base64 bytes of one reassembled message */
+#define SASL_CHUNK     400   /* IRCv3: payload lines are cut at 400 bytes */
+#define SASL_IN_MAX    4096  /* base64 bytes of one reassembled message */
 #define FAIL_TRACK_MAX 65536 /* buckets kept per map before pruning */
 
 enum sasl_mech { MECH_NONE, MECH_PLAIN, MECH_SCRAM, MECH_EXTERNAL };
@@ -150,8 +150,8 @@ pc_sasl_pending(const struct pc_session *s)
 static double
 bucket_level(const struct pc_conf *conf, struct bucket *b, uint64_t now)
 {
-    double t = b->tokens + (double)(now - b->at_ms)
-                               / (double)conf->auth_fail_interval_ms;
+    double t = b->tokens
+               + (double)(now - b->at_ms) / (double)conf->auth_fail_interval_ms;
     return t > conf->auth_fail_burst ? conf->auth_fail_burst : t;
 }
 
@@ -183,8 +183,10 @@ bucket_prune(const struct pc_conf *conf, struct pc_map *m, uint64_t now)
         }
     }
     if (m->count >= FAIL_TRACK_MAX) {
-        pc_log(PC_LOG_WARN, "sasl", "failed-login table full (%zu entries): "
-               "cleared", m->count);
+        pc_log(PC_LOG_WARN, "sasl",
+               "failed-login table full (%zu entries): "
+               "cleared",
+               m->count);
         buckets_clear(m);
     }
 }
@@ -256,9 +258,10 @@ sasl_fail_counted(struct pc_session *s, const char *account, const char *why)
         pc_irc_casefold(folded, account, len);
         bucket_take(conf, &x->fail_acct, folded);
     }
-    pc_log(PC_LOG_NOTICE, "sasl", "login failed id=%" PRIu64 " peer=%s "
-           "account=%s reason=%s", s->id, s->host, account ? account : "",
-           why);
+    pc_log(PC_LOG_NOTICE, "sasl",
+           "login failed id=%" PRIu64 " peer=%s "
+           "account=%s reason=%s",
+           s->id, s->host, account ? account : "", why);
     sasl_fail(s, why);
 }
 
@@ -285,10 +288,14 @@ rate_limited(struct pc_session *s, const char *account)
     if (wait == 0) {
         return false;
     }
-    (void)snprintf(why, sizeof(why), "too many failed logins for %s, try "
-                   "again in %u seconds", what, wait);
-    pc_log(PC_LOG_NOTICE, "sasl", "login refused id=%" PRIu64 " peer=%s "
-           "reason=rate-limited", s->id, s->host);
+    (void)snprintf(why, sizeof(why),
+                   "too many failed logins for %s, try "
+                   "again in %u seconds",
+                   what, wait);
+    pc_log(PC_LOG_NOTICE, "sasl",
+           "login refused id=%" PRIu64 " peer=%s "
+           "reason=rate-limited",
+           s->id, s->host);
     sasl_fail(s, why);
     return true;
 }
@@ -299,16 +306,16 @@ static void
 send_payload(struct pc_session *s, const char *data, size_t len)
 {
     char b64[(PC_AUTH_MSG_MAX + 2) / 3 * 4 + 1];
-    ssize_t n = pc_auth_b64_encode(b64, sizeof(b64),
-                                   (const unsigned char *)data, len);
+    ssize_t n =
+        pc_auth_b64_encode(b64, sizeof(b64), (const unsigned char *)data, len);
     if (n < 0) {
         sasl_fail(s, "internal error");
         return;
     }
     size_t off = 0;
     do {
-        size_t chunk = (size_t)n - off > SASL_CHUNK ? SASL_CHUNK
-                                                    : (size_t)n - off;
+        size_t chunk =
+            (size_t)n - off > SASL_CHUNK ? SASL_CHUNK : (size_t)n - off;
         if (chunk == 0) {
             pc_sess_sendf(s, "AUTHENTICATE +");
         } else {
@@ -339,8 +346,10 @@ login(struct pc_session *s, int64_t id, const char *account, bool is_admin)
         (void)snprintf(guest, sizeof(guest), "Guest%" PRIu64, h->id);
         if (h->member != 0 || h->account_id != 0
             || pc_cmd_set_nick(h, guest) < 0) {
-            pc_sess_num(s, PC_ERR_NICKNAMEINUSE, "%s :Nickname is already in "
-                        "use: the account is logged in elsewhere", account);
+            pc_sess_num(s, PC_ERR_NICKNAMEINUSE,
+                        "%s :Nickname is already in "
+                        "use: the account is logged in elsewhere",
+                        account);
             sasl_fail(s, "the account is already connected");
             return;
         }
@@ -358,8 +367,10 @@ login(struct pc_session *s, int64_t id, const char *account, bool is_admin)
     pc_sess_num(s, PC_RPL_LOGGEDIN, "%s %s :You are now logged in as %s",
                 pc_sess_mask(s, mask, sizeof(mask)), s->account, s->account);
     pc_sess_num(s, PC_RPL_SASLSUCCESS, ":SASL authentication successful");
-    pc_log(PC_LOG_INFO, "sasl", "logged in id=%" PRIu64 " peer=%s account=%s "
-           "admin=%d", s->id, s->host, s->account, s->is_admin);
+    pc_log(PC_LOG_INFO, "sasl",
+           "logged in id=%" PRIu64 " peer=%s account=%s "
+           "admin=%d",
+           s->id, s->host, s->account, s->is_admin);
     if (s->state == SESS_ACTIVE) {
         pc_account_notify(s);
         pc_pool_user(c, s);
@@ -390,8 +401,8 @@ job_work(uv_work_t *req)
 {
     struct job *j = req->data;
     if (j->mech == MECH_PLAIN) {
-        j->result = pc_auth_plain_check(&j->keys, j->plain.passwd,
-                                        j->plain.passwd_len);
+        j->result =
+            pc_auth_plain_check(&j->keys, j->plain.passwd, j->plain.passwd_len);
     } else {
         j->result = pc_scram_client_final(&j->scram, j->msg, j->len, j->out,
                                           sizeof(j->out));
@@ -491,8 +502,7 @@ fake_keys(struct pc_session *s, const char *name, struct pc_auth_keys *k)
     }
     pc_irc_casefold(folded, name, n);
     (void)HMAC(EVP_sha256(), x->secret, sizeof(x->secret),
-               (const unsigned char *)folded, n, mac,
-               &len);
+               (const unsigned char *)folded, n, mac, &len);
     memset(k, 0, sizeof(*k));
     k->iterations = s->chat->conf->auth_pbkdf2_iterations;
     k->salt_len = 16;
@@ -508,8 +518,7 @@ read_account(struct pc_sasl *a, PGresult *res, struct pc_auth_keys *k)
 {
     a->found = true;
     a->account_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    (void)snprintf(a->account, sizeof(a->account), "%s",
-                   PQgetvalue(res, 0, 1));
+    (void)snprintf(a->account, sizeof(a->account), "%s", PQgetvalue(res, 0, 1));
     a->is_admin = PQgetvalue(res, 0, 2)[0] == 't';
     a->disabled = PQgetvalue(res, 0, 3)[0] == 't';
     if (k == NULL) {
@@ -523,8 +532,8 @@ read_account(struct pc_sasl *a, PGresult *res, struct pc_auth_keys *k)
     const char *salt = PQgetvalue(res, 0, 5);
     const char *sk = PQgetvalue(res, 0, 6);
     const char *vk = PQgetvalue(res, 0, 7);
-    ssize_t sl = pc_auth_hex_decode(k->salt, sizeof(k->salt), salt,
-                                    strlen(salt));
+    ssize_t sl =
+        pc_auth_hex_decode(k->salt, sizeof(k->salt), salt, strlen(salt));
     if (iter < 1 || iter > 10000000 || sl <= 0
         || pc_auth_hex_decode(k->stored_key, sizeof(k->stored_key), sk,
                               strlen(sk))
@@ -559,8 +568,8 @@ lookup_done(void *arg, int status, PGresult *res)
         goto out;
     }
     if (status != 0) {
-        pc_log(PC_LOG_WARN, "sasl", "account lookup failed id=%" PRIu64
-               ": %s", s->id, pc_strerror(status));
+        pc_log(PC_LOG_WARN, "sasl", "account lookup failed id=%" PRIu64 ": %s",
+               s->id, pc_strerror(status));
         sasl_fail(s, "the account store is unavailable, try again later");
         goto out;
     }
@@ -568,17 +577,19 @@ lookup_done(void *arg, int status, PGresult *res)
     struct pc_auth_keys keys;
     bool have_keys = false;
     if (row) {
-        have_keys = read_account(a, res, a->mech == MECH_EXTERNAL ? NULL
-                                                                  : &keys);
+        have_keys =
+            read_account(a, res, a->mech == MECH_EXTERNAL ? NULL : &keys);
     }
     switch (a->mech) {
     case MECH_EXTERNAL:
         if (!row) {
-            sasl_fail_counted(s, NULL, "the certificate is not bound to an "
+            sasl_fail_counted(s, NULL,
+                              "the certificate is not bound to an "
                               "account");
         } else if (l->plain.authzid[0] != '\0'
                    && pc_irc_casecmp(l->plain.authzid, a->account) != 0) {
-            sasl_fail_counted(s, NULL, "the certificate belongs to another "
+            sasl_fail_counted(s, NULL,
+                              "the certificate belongs to another "
                               "account");
         } else if (a->disabled) {
             sasl_fail(s, "the account is disabled");
@@ -809,8 +820,8 @@ start_mech(struct pc_session *s, struct pc_irc_str arg)
         }
     }
     if (mech == MECH_NONE) {
-        pc_sess_num(s, PC_RPL_SASLMECHS, PC_SASL_MECHS
-                    " :are available SASL mechanisms");
+        pc_sess_num(s, PC_RPL_SASLMECHS,
+                    PC_SASL_MECHS " :are available SASL mechanisms");
         sasl_fail(s, "unknown mechanism");
         return;
     }
@@ -825,7 +836,8 @@ start_mech(struct pc_session *s, struct pc_irc_str arg)
     if (s->sasl == NULL) {
         s->sasl = calloc(1, sizeof(*s->sasl));
         if (s->sasl == NULL) {
-            pc_sess_num(s, PC_ERR_SASLFAIL, ":SASL authentication failed: "
+            pc_sess_num(s, PC_ERR_SASLFAIL,
+                        ":SASL authentication failed: "
                         "out of memory");
             return;
         }
