@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "chat/chat.h"
+#include "http/http.h"
 #include "pchatd/control.h"
 #include "net/net.h"
 #include "pool/bus.h"
@@ -39,6 +40,7 @@ struct pc_worker {
     struct pc_store *store;
     struct pc_bus *bus;
     struct pc_chat *chat;
+    struct pc_http *http; /* the administration API, if admin.listen */
     SSL_CTX *tls;
     struct pc_listener *listeners[MAX_LISTENERS];
     int nlisteners;
@@ -321,6 +323,9 @@ static void
 close_all(struct pc_worker *w)
 {
     stop_listeners(w);
+    /* Before the store: its cancelled queries come back to the API. */
+    pc_http_stop(w->http);
+    w->http = NULL;
     pc_control_stop(w->control);
     w->control = NULL;
     uv_signal_stop(&w->sig_term);
@@ -453,6 +458,50 @@ on_quorum(void *arg, int quorate)
                      "another node");
 }
 
+/* The administration API: open on every node whatever its role (it only
+ * talks to the database), HTTPS only. */
+static int
+start_admin(struct pc_worker *w)
+{
+    const struct pc_conf *c = &w->conf;
+    char err[512], host[64];
+    int port = 0;
+    const char *cert = c->admin_cert[0] ? c->admin_cert : c->tls_cert;
+    const char *key = c->admin_key[0] ? c->admin_key : c->tls_key;
+
+    int rc = pc_conf_parse_hostport(c->admin_listen, strlen(c->admin_listen),
+                                    host, sizeof(host), &port);
+    if (rc < 0) {
+        pc_log(PC_LOG_CRIT, "main", "admin.listen: bad address %s",
+               c->admin_listen);
+        return rc;
+    }
+    SSL_CTX *tls = pc_tls_server_ctx(cert, key, err, sizeof(err));
+    if (tls == NULL) {
+        pc_log(PC_LOG_CRIT, "main", "admin TLS: %s", err);
+        return PC_ECONFIG;
+    }
+    struct pc_http_cfg hcfg = {
+        .host = host,
+        .port = port,
+        .tls = tls,
+        .max_body = c->admin_max_body,
+        .max_conns = c->admin_max_conns,
+        .query_timeout_ms = c->db_post_timeout_ms,
+        .iterations = c->auth_pbkdf2_iterations,
+    };
+    rc = pc_http_start(&w->http, &w->loop, w->net, w->store, &hcfg);
+    SSL_CTX_free(tls); /* the listener holds its own reference */
+    if (rc < 0) {
+        pc_log(PC_LOG_CRIT, "main", "cannot listen on %s (admin): %s",
+               c->admin_listen, pc_strerror(rc));
+        return rc;
+    }
+    pc_log(PC_LOG_NOTICE, "main", "administration API on %s (HTTPS)",
+           c->admin_listen);
+    return 0;
+}
+
 /* Creates the services and opens the listeners; on failure the caller
  * closes whatever was made (close_all copes with missing pieces). */
 static int
@@ -511,6 +560,9 @@ start_worker(struct pc_worker *w, bool standby)
     }
     w->active = !standby;
     if (w->active && w->quorate && open_listeners(w) < 0) {
+        return PC_ECONFIG;
+    }
+    if (w->conf.admin_listen[0] != '\0' && start_admin(w) < 0) {
         return PC_ECONFIG;
     }
     if (w->conf.pool_control_socket[0] != '\0') {

@@ -117,4 +117,6 @@ const struct pc_stmt_def pc_stmts[PC_STMT_COUNT] = {
         "adm_room_grant", "SELECT pchat_room_grant($1, $2, $3, $4)", 4},
     [PC_STMT_ADM_ROOM_REVOKE] = {
         "adm_room_revoke", "SELECT pchat_room_revoke($1, $2, $3, $4)", 4},
+    [PC_STMT_ADM_CALL] = {
+        "adm_call", "SELECT pchat_admin_call($1, $2, $3::text[])", 3},
 };

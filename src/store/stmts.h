@@ -27,6 +27,8 @@ enum pc_stmt {
     PC_STMT_ADM_ROOM_REVOKE, /* (actor, room, role, principal) */
     PC_STMT_ACCOUNT_BY_NAME, /* (name_folded) -> account row (SASL) */
     PC_STMT_ACCOUNT_BY_CERT, /* (fingerprint) -> account row (EXTERNAL) */
+    PC_STMT_ADM_CALL,       /* (actor, op, args text[]) -> json text:
+                               the HTTPS API (src/http) */
     PC_STMT_COUNT
 };
 

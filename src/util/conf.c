@@ -124,6 +124,18 @@ static const struct conf_key conf_keys[] = {
     {"pool", "control_socket", CT_STRING, OFF(pool_control_socket),
      "/run/pchat/pchatd.sock", 0, 107, false,
      "Unix socket for pchatctl and the Pacemaker agent; empty for none."},
+    {"admin", "listen", CT_LISTEN, OFF(admin_listen), "", 0, 1024, false,
+     "The HTTPS JSON administration API (docs/admin-guide.md): one "
+     "host:port, e.g. 127.0.0.1:8011; empty (the default) for none."},
+    {"admin", "cert", CT_STRING, OFF(admin_cert), "", 0, 4096, false,
+     "PEM certificate chain of the administration API; empty: tls.cert."},
+    {"admin", "key", CT_STRING, OFF(admin_key), "", 0, 4096, false,
+     "PEM private key of the administration API; empty: tls.key."},
+    {"admin", "max_body", CT_UINT, OFF(admin_max_body), "65536", 1024,
+     16777216, false,
+     "Largest request body the administration API accepts (413 beyond)."},
+    {"admin", "max_conns", CT_UINT, OFF(admin_max_conns), "64", 1, 10000,
+     false, "Administration API connections open at once."},
 };
 
 #define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -528,6 +540,20 @@ pc_conf_validate(const struct pc_conf *c, char *err, size_t errlen)
     if (c->listen_plain[0] == '\0' && c->listen_tls[0] == '\0') {
         (void)snprintf(err, errlen, "no listener: set listen.plain or "
                        "listen.tls");
+        return PC_ECONFIG;
+    }
+    if (c->admin_listen[0] != '\0'
+        && ((c->admin_cert[0] == '\0' ? c->tls_cert : c->admin_cert)[0]
+                == '\0'
+            || (c->admin_key[0] == '\0' ? c->tls_key : c->admin_key)[0]
+                   == '\0')) {
+        (void)snprintf(err, errlen, "admin.listen is set but no certificate: "
+                       "set admin.cert and admin.key (or tls.cert and "
+                       "tls.key); the API is HTTPS only");
+        return PC_ECONFIG;
+    }
+    if (strchr(c->admin_listen, ',') != NULL) {
+        (void)snprintf(err, errlen, "admin.listen: one host:port only");
         return PC_ECONFIG;
     }
     return 0;

@@ -55,6 +55,12 @@ struct pc_conf {
     /* [pool] */
     char *pool_backend;          /* local | cpg */
     char *pool_control_socket;   /* local control socket path */
+    /* [admin] the HTTPS administration API */
+    char *admin_listen;          /* one host:port, empty: off */
+    char *admin_cert;            /* empty: tls.cert */
+    char *admin_key;             /* empty: tls.key */
+    uint32_t admin_max_body;     /* bytes of a request body */
+    uint32_t admin_max_conns;    /* connections at once */
 };
 
 /* Fills every key with its default. */

@@ -1,0 +1,44 @@
+/* The HTTPS JSON administration API (docs/admin-guide.md): HTTP/1.1 with
+ * keep-alive on a TLS listener of src/net, requests parsed by http-parser,
+ * authenticated by HTTP Basic (checked against the account's SCRAM keys on
+ * the thread pool) or a client certificate bound to an account, and each
+ * operation one call of sql/content/0004_admin.sql's pchat_admin_call with
+ * the authenticated account as the actor, so the rights are the database's
+ * (administrators everything, room managers their rooms). */
+#ifndef PC_HTTP_HTTP_H
+#define PC_HTTP_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include <openssl/ssl.h>
+
+#include "net/net.h"
+#include "store/store.h"
+
+struct pc_http;
+
+struct pc_http_cfg {
+    const char *host;       /* numeric address */
+    int port;               /* 0: any free port */
+    SSL_CTX *tls;           /* required: the API is never plain */
+    size_t max_body;        /* bytes of a request body */
+    unsigned max_conns;     /* connections at once */
+    uint32_t query_timeout_ms; /* a request waits this long for the DB */
+    uint32_t iterations;    /* PBKDF2 iterations for passwords set here */
+};
+
+/* Listens; returns 0 or a negative code (the listener's). */
+int pc_http_start(struct pc_http **out, uv_loop_t *loop, struct pc_net *net,
+                  struct pc_store *store, const struct pc_http_cfg *cfg);
+int pc_http_port(const struct pc_http *h);
+/* Stops listening and closes every connection; the object frees itself
+ * once the last connection and the last request in flight are gone. Call
+ * before the store is closed (its cancelled queries come back here). */
+void pc_http_stop(struct pc_http *h);
+
+/* Percent-decodes len bytes of s into out (cap bytes, NUL-terminated).
+ * Returns the length, or -1 for a bad escape, a NUL byte or no room. */
+int pc_http_unescape(const char *s, size_t len, char *out, size_t cap);
+
+#endif
