@@ -389,3 +389,38 @@ def test_hashing_keeps_the_loop_responsive(server):
           % (login_s, worst * 1000))
     assert login_s > 0.3, "the hashing should have taken a while"
     assert worst < 0.25, "a PING waited %.0f ms" % (worst * 1000)
+
+
+from test_pool import corosync, pool  # noqa: E402,F401  (the pool fixtures)
+
+
+def test_pool_carries_accounts(pool):
+    """A user logged in on one node: the other node's clients see the
+    account in extended JOIN, account-tag, WHOIS and ACCOUNT."""
+    a, b = pool
+    create_account(a, "pjack", "pw")
+    create_account(a, "pkate", "pw")
+    watcher = a.client("pwatch", caps=("account-tag", "account-notify",
+                                       "extended-join", "message-tags"))
+    watcher.join("#pa")
+    j = b.client(register=False)
+    login_and_register(j, "pjack", "pw", mech="SCRAM-SHA-256")
+    j.join("#pa")
+    m = watcher.expect(lambda m: m.command == "JOIN" and m.nick == "pjack",
+                       timeout=5)
+    assert m.params == ["#pa", "pjack", "pjack real"]
+    j.send("PRIVMSG #pa :from b")
+    m = watcher.expect("PRIVMSG", timeout=5)
+    assert m.tags.get("account") == "pjack"
+    watcher.send("WHOIS pjack")
+    m = watcher.expect(lambda m: m.command in ("330", "318"))
+    assert m.command == "330" and m.params[2] == "pjack"
+    # Logging in after registration on node b: ACCOUNT reaches node a.
+    k = b.client("pkate")
+    k.join("#pa")
+    watcher.expect(lambda m: m.command == "JOIN" and m.nick == "pkate",
+                   timeout=5)
+    ok, seen = sasl_plain(k, "pkate", "pw")
+    assert ok, seen
+    m = watcher.expect("ACCOUNT", timeout=5)
+    assert m.nick == "pkate" and m.params == ["pkate"]
