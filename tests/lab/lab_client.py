@@ -28,7 +28,9 @@ def post_again(ip, nick, room, label, text, within_s, connect_timeout=3):
     """Connects (retrying until within_s), joins and posts; returns the
     acknowledged (msgid, text)."""
     end = time.monotonic() + within_s
+    why, tries = "", 0
     while True:
+        tries += 1
         try:
             c = connect(ip, nick, timeout=connect_timeout)
             c.join(room)
@@ -36,10 +38,12 @@ def post_again(ip, nick, room, label, text, within_s, connect_timeout=3):
             m = c.expect(lambda m: m.tags.get("label") == label, timeout=5)
             if m.command == "PRIVMSG":
                 return c, (m.tags["msgid"], m.params[1])
+            why = "answered %s %s" % (m.command, " ".join(m.params))
             c.close()
-        except Exception:
-            pass
-        assert time.monotonic() < end, "could not post %r through %s" % (text, ip)
+        except Exception as e:
+            why = "%s: %s" % (type(e).__name__, str(e)[:300])
+        assert time.monotonic() < end, "could not post %r through %s in %d tries; last: %s" % (
+            text, ip, tries, why)
         time.sleep(0.1)
 
 

@@ -9,6 +9,7 @@ import os
 import re
 import threading
 import time
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -72,6 +73,16 @@ def full_strength():
     """NPROMOTED promoted pchatd instances, each with its address."""
     promoted, vips, _ = crm_state()
     return len(promoted) == NPROMOTED and sorted(vips.values()) == promoted
+
+
+def settle(what, secs=60):
+    """Waits for the pool at full strength, then for Pacemaker to have no
+    action left to run (crm_resource --wait): the next test starts from a
+    quiet cluster, not from the middle of a transition."""
+    wait_for(full_strength, secs, what)
+    h = [x for x in LAB.live_hosts() if x.startswith("c")][0]
+    r = LAB.exec(h, "crm_resource", "--wait", "--timeout=%ds" % secs, timeout=secs + 15)
+    assert r.returncode == 0, "the cluster did not settle (%s): %s%s" % (what, r.stdout, r.stderr)
 
 
 class Background:
@@ -152,17 +163,19 @@ def test_partitioned_node_stops_serving(lab):
     try:
         t0 = time.monotonic()
         assert run("partition", victim).returncode == 0
-        wait_for(lambda: ctl_status(victim).get("quorate") == "no", 20, "quorum loss")
+        # pchatd's own report at the moment it has seen the loss (right
+        # after, Pacemaker stops it there: no-quorum-policy=stop).
+        st = wait_for(lambda: (lambda st: st if st.get("quorate") == "no" else None)(ctl_status(victim)),
+                      20, "quorum loss seen by pchatd on " + victim)
         lost = time.monotonic() - t0
-        st = ctl_status(victim)
         assert st["serving"] == "no", st
         figure("pool partition", "active host cut off: quorum lost, serving stopped", lost)
     finally:
         assert run("heal", victim).returncode == 0
-        wait_for(lambda: ctl_status(victim).get("quorate") == "yes", 30, "quorum back")
+        wait_for(lambda: LAB.quorate(victim) is True, 30, "quorum back on " + victim)
         LAB.set_property("stonith-enabled", "true")
     # The pool settles with all its active nodes again.
-    wait_for(full_strength, 60, "all promoted instances with their addresses again")
+    settle("all promoted instances with their addresses again")
 
 
 def test_planned_switchover_with_pcs(lab, tmp_path):
@@ -179,14 +192,14 @@ def test_planned_switchover_with_pcs(lab, tmp_path):
         un = run("exec", victim, "pcs", "node", "unstandby", victim, timeout=60)
     assert un.returncode == 0, un.stderr
     assert result["all_acked_in_history_once"] and result["history_in_ack_order"], result
-    wait_for(full_strength, 60, "all promoted instances with their addresses again")
+    settle("all promoted instances with their addresses again")
 
 
 def test_partitioned_active_host_is_fenced_and_its_service_recovers(lab):
     """Fencing on (the lab's setting): the majority powers a cut-off active
     host off, a standby is promoted with its address, clients post through
     it; after heal and boot the host is a standby again."""
-    wait_for(full_strength, 60, "the pool at full strength")
+    settle("the pool at full strength")
     promoted, vips, out = crm_state()
     victim = vips["vip2"]
     t0 = LAB.stamp(LAB.run("partition", victim))
@@ -210,10 +223,11 @@ def test_partitioned_active_host_is_fenced_and_its_service_recovers(lab):
 
 def test_rogue_pool_member_is_ignored(lab):
     """A member speaking another pool protocol version, or sending malformed
-    pool messages (tests/lab/pool_intruder.py, straight on libcpg), is
+    pool messages (tests/lab/pool_intruder.py, straight on libcpg, as a
+    non-root process of the group pchat), is
     ignored with a clear log line by every pchatd, none of which restarts,
     and two active nodes still chat in one order."""
-    wait_for(full_strength, 60, "the pool at full strength")
+    settle("the pool at full strength")
     chat = [h for h in LAB.hosts if h.startswith("c")]
     roles = LAB.promoted(PCHATD)
     pids = {h: ctl_status(h)["pid"] for h in chat}
@@ -223,7 +237,10 @@ def test_rogue_pool_member_is_ignored(lab):
     with open(os.path.join(HERE, "..", "..", "src", "pchatd", "main.c")) as f:
         version = int(re.search(r"#define PC_POOL_PROTOCOL (\d+)", f.read()).group(1))
     sender = chat[-1]
-    r = LAB.exec(sender, "/usr/bin/python3", os.path.join(HERE, "pool_intruder.py"),
+    # Not root: a process of the group pchat may use CPG (ha/corosync's
+    # uidgid), as pchatd running as the pchat user does.
+    r = LAB.exec(sender, "setpriv", "--reuid=nobody", "--regid=pchat", "--clear-groups",
+                 "/usr/bin/python3", os.path.join(HERE, "pool_intruder.py"),
                  "pchat:pchat", version, timeout=60, check=True)
     sent = json.loads(r.stdout.strip().splitlines()[-1])
     assert len(sent["sent"]) >= 15, sent
@@ -237,19 +254,73 @@ def test_rogue_pool_member_is_ignored(lab):
         "ignored malformed pool event type=",
     ]
 
-    def logged(h):
+    def missing(h):
         with open(logs[h], errors="replace") as f:
             f.seek(sizes[h])
             text = f.read()
-        return all(e in text for e in expect), text
+        return [e for e in expect if e not in text], text
 
+    end = time.monotonic() + 15
+    while any(missing(h)[0] for h in chat) and time.monotonic() < end:
+        time.sleep(0.2)
     for h in chat:
-        wait_for(lambda: logged(h)[0], 15, "the rogue member's messages logged on " + h)
+        lost, text = missing(h)
+        spoken = re.search(r"this node speaks (\d+)", text)
+        assert not spoken or int(spoken.group(1)) == version, \
+            "pchatd on %s speaks pool protocol %s, the source says %d: rebuild %s" % (
+                h, spoken.group(1), version, LAB.env["PCHAT_BUILDDIR"])
+        assert not lost, "pchatd on %s did not log %r; its log since the rogue member:\n%s" % (
+            h, lost, text[-3000:])
     for h in chat:
         assert ctl_status(h)["pid"] == pids[h], "pchatd on %s restarted" % h
     r = client("chat", "198.18.0.51", "198.18.0.52", "10", "#afterrogue")
     assert r["count"] == 20 and r["same_order"] and r["history_matches"], r
     assert LAB.promoted(PCHATD) == roles, "roles changed"
+
+
+def test_pcs_script_configures_fencing(lab):
+    """ha/pcs/pchat-resources' fencing for real hardware, built offline on
+    an empty CIB inside a host (where pcs sees the fence agents) and
+    checked by crm_verify: one fence_ipmilan device per node, never on the
+    node it fences; or one fence_sbd device."""
+    h = LAB.hosts[0]
+    script = os.path.join(HERE, "..", "..", "ha", "pcs", "pchat-resources")
+    chat = [x for x in LAB.hosts if x.startswith("c")]
+    common = ["--promoted", "2", "--clones", "3", "--vip-base", "192.0.2.50",
+              "--binary", bin_path("pchatd"), "--pchatctl", bin_path("pchatctl"),
+              "--config", "/etc/pacemaker/pchatd.conf"]
+    ipmi = []
+    for i, node in enumerate(chat):
+        ipmi += ["--fence-ipmi", "%s=192.0.2.%d" % (node, 101 + i)]
+    for kind, opts in (("ipmi", ipmi + ["--ipmi-user", "fence", "--ipmi-password-script",
+                                         "/etc/pchat/ipmi-password"]),
+                       ("sbd", ["--fence-sbd", "/dev/disk/by-id/lab-sbd"])):
+        f = "/tmp/fence-%s.xml" % kind
+        LAB.exec(h, "sh", "-c", "cibadmin --empty > " + f, check=True)
+        r = LAB.exec(h, script, "-f", f, *(common + opts), timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        LAB.exec(h, "crm_verify", "-V", "-x", f, check=True)
+        x = ET.fromstring(LAB.exec(h, "cat", f, check=True).stdout)
+        props = {n.get("name"): n.get("value") for n in x.iter("nvpair")
+                 if n.get("id", "").startswith("cib-bootstrap-options")}
+        assert props.get("stonith-enabled") == "true", props
+        fence = {p.get("id"): p for p in x.iter("primitive") if p.get("class") == "stonith"}
+        avoid = {(l.get("rsc"), l.get("node")) for l in x.iter("rsc_location")
+                 if l.get("score") == "-INFINITY"}
+        if kind == "ipmi":
+            assert sorted(fence) == ["fence-" + n for n in chat], sorted(fence)
+            for i, node in enumerate(chat):
+                attrs = {n.get("name"): n.get("value") for n in fence["fence-" + node].iter("nvpair")}
+                assert fence["fence-" + node].get("type") == "fence_ipmilan"
+                assert attrs["ip"] == "192.0.2.%d" % (101 + i) and attrs["pcmk_host_list"] == node, attrs
+                assert "password_script" in attrs and "password" not in attrs, attrs
+                assert ("fence-" + node, node) in avoid, avoid
+        else:
+            assert list(fence) == ["fence-sbd"] and fence["fence-sbd"].get("type") == "fence_sbd"
+    # A bad option is refused with a message, before anything is written.
+    r = LAB.exec(h, script, "-f", "/tmp/fence-bad.xml", "--fence-ipmi", "c1", "--ipmi-user", "x",
+                 "--ipmi-password-script", "/bin/true", *common)
+    assert r.returncode == 2 and "NODE=BMC_ADDRESS" in r.stderr, r.stderr
 
 
 def test_killed_pchatd_process(lab):
@@ -270,7 +341,7 @@ def test_killed_pchatd_process(lab):
 
 
 def test_killed_active_host_fails_over(lab, tmp_path):
-    wait_for(full_strength, 60, "the pool at full strength")
+    settle("the pool at full strength")
     promoted, vips, out = crm_state()
     victim = vips["vip1"]
     killfile = str(tmp_path / "killed")
