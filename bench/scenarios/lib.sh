@@ -126,7 +126,7 @@ stop_inspircd() {
 
 start_pchatd() {
     local pchatd=$BUILDDIR/src/pchatd/pchatd pchatctl=$BUILDDIR/src/pchatctl/pchatctl
-    [ -x "$pchatd" ] || scn_die "no $pchatd: build pchatd first"
+    [ -x "${PCHATD:-$pchatd}" ] || scn_die "no $pchatd: build pchatd first"
     if [ "$PG_STARTED" = 0 ]; then
         CONNINFO=$("$top/tools/pg-private" start "$WORK/pg" "$PGPORT" | tail -n 1)
         PG_STARTED=1
@@ -157,7 +157,11 @@ replay = 0
 [log]
 level = warn
 EOF
-    "$pchatd" -c "$WORK/pchatd.conf" >>"$WORK/pchatd.log" 2>&1 &
+    # PCHATD_OPTS (environment): more -o key=value settings, e.g.
+    # PCHATD_OPTS="-o database.max_batch=2048"; PCHATD (environment): another
+    # pchatd binary (a variant under test).
+    # shellcheck disable=SC2086
+    "${PCHATD:-$pchatd}" -c "$WORK/pchatd.conf" ${PCHATD_OPTS:-} >>"$WORK/pchatd.log" 2>&1 &
     SERVER_PID=$!
     SERVER_HAS_TLS=1
     for _ in $(seq 100); do
@@ -173,6 +177,33 @@ stop_pchatd() {
     if [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; then
         wait "$SERVER_PID" 2>/dev/null || true
     fi
+}
+
+# pg_cpu_secs: CPU seconds used so far by the private PostgreSQL: the
+# postmaster, its live children, and the children it has reaped (backends
+# of clients gone). The difference over a run is the database's share.
+pg_cpu_secs() {
+    python3 - "$WORK/pg/data/postmaster.pid" <<'PY'
+import os, sys
+pm = int(open(sys.argv[1]).readline())
+hz = os.sysconf("SC_CLK_TCK")
+def fields(pid):
+    s = open("/proc/%s/stat" % pid).read()
+    return s[s.rindex(")") + 2:].split()
+total = 0
+for pid in os.listdir("/proc"):
+    if not pid.isdigit():
+        continue
+    try:
+        f = fields(pid)
+    except OSError:
+        continue
+    if int(pid) == pm:
+        total += sum(int(x) for x in f[11:15])  # utime stime cutime cstime
+    elif int(f[1]) == pm:
+        total += int(f[11]) + int(f[12])
+print("%.2f" % (total / hz))
+PY
 }
 
 # --- either ----------------------------------------------------------------
