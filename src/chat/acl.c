@@ -305,7 +305,28 @@ rooms_cb(void *arg, int status, PGresult *res)
     }
     int n = PQntuples(res);
     for (int i = 0; i < n; i++) {
-        (void)pc_room_from_row(c, res, i);
+        struct pc_room *r = pc_room_find(c, PQgetvalue(res, i, 1));
+        const char *before = r && r->loaded && r->topic ? r->topic : "";
+        char *old = r && r->loaded ? strdup(before) : NULL;
+        r = pc_room_from_row(c, res, i);
+        if (r != NULL && old != NULL && r->topic != NULL
+            && strcmp(old, r->topic) != 0) {
+            /* Changed in the database: local members hear of it (every
+             * node reloads, so nothing goes to the pool). */
+            char line[PC_IRC_LINE_MAX];
+            int len = snprintf(line, sizeof(line), ":%s TOPIC %s :%s\r\n",
+                               r->topic_by && r->topic_by[0] ? r->topic_by
+                                                             : pc_server_name(c),
+                               r->name, r->topic);
+            if (len > 0 && (size_t)len < sizeof(line)) {
+                for (size_t k = 0; k < r->nmembers; k++) {
+                    if (r->members[k]->member == 0) {
+                        pc_sess_send_raw(r->members[k], line, (size_t)len);
+                    }
+                }
+            }
+        }
+        free(old);
     }
     c->rooms_loaded = true;
 }
@@ -457,6 +478,14 @@ acl_cb(void *arg, int status, PGresult *res)
     pc_log(PC_LOG_DEBUG, "acl", "room model loaded rows=%d reloads=%" PRIu64,
            PQntuples(res), a->reloads);
     enforce(c);
+    /* JOINs whose room arrived before the model did. */
+    size_t pos = 0;
+    struct pc_room *r;
+    while ((r = pc_map_next(&c->rooms, &pos, NULL)) != NULL) {
+        if (r->loaded && r->waiting != NULL) {
+            pc_room_finish_waiters(c, r, false);
+        }
+    }
     if (a->again) {
         a->again = false;
         pc_acl_reload(c);

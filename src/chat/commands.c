@@ -461,21 +461,11 @@ struct create_ctx {
     char folded[PC_CHAN_MAX + 1];
 };
 
-static void
-room_created(void *arg, int status, PGresult *res)
+/* Everyone waiting for the room joins now, or hears why not; refused: the
+ * room does not exist and they may not create it. */
+void
+pc_room_finish_waiters(struct pc_chat *c, struct pc_room *r, bool refused)
 {
-    struct create_ctx *cc = arg;
-    struct pc_chat *c = cc->chat;
-    struct pc_room *r = pc_map_get(&c->rooms, cc->folded);
-
-    free(cc);
-    if (r == NULL) {
-        return;
-    }
-    if (status == 0 && PQntuples(res) == 1) {
-        (void)pc_room_from_row(c, res, 0);
-    }
-    /* Everyone waiting joins now, or hears why not. */
     while (r->waiting != NULL) {
         struct pc_join_wait *w = r->waiting;
         r->waiting = w->next;
@@ -484,6 +474,9 @@ room_created(void *arg, int status, PGresult *res)
             pc_reply_begin(s, w->label);
             if (r->loaded) {
                 pc_join_room(s, r, w->key);
+            } else if (refused) {
+                pc_sess_num(s, PC_ERR_NOSUCHCHANNEL, "%s :No such channel",
+                            r->name);
             } else {
                 pc_sess_std(s, "FAIL", "JOIN", "TEMPORARILY_UNAVAILABLE",
                             r->name, "The room store is unavailable, "
@@ -500,6 +493,26 @@ room_created(void *arg, int status, PGresult *res)
     }
 }
 
+static void
+room_created(void *arg, int status, PGresult *res)
+{
+    struct create_ctx *cc = arg;
+    struct pc_chat *c = cc->chat;
+    struct pc_room *r = pc_map_get(&c->rooms, cc->folded);
+
+    free(cc);
+    if (r == NULL) {
+        return;
+    }
+    if (status == 0 && PQntuples(res) == 1) {
+        (void)pc_room_from_row(c, res, 0);
+    }
+    if (r->loaded && !pc_acl_loaded(c)) {
+        return; /* the policy is not known yet: acl.c lets them in */
+    }
+    pc_room_finish_waiters(c, r, status == 0 && PQntuples(res) == 0);
+}
+
 /* Returns true if the JOIN finished now, false if it waits for the
  * database (and then owns the labeled reply). */
 static bool
@@ -514,22 +527,18 @@ join_one(struct pc_session *s, const char *name, const char *key,
         return true;
     }
     r = pc_room_find(c, name);
-    if (r != NULL && r->loaded) {
+    if (r != NULL && r->loaded && pc_acl_loaded(c)) {
         pc_join_room(s, r, key);
         return true;
     }
     if (r == NULL) {
         char folded[PC_CHAN_MAX + 1];
         char account[24];
-        if (!pc_acl_loaded(c)) {
-            pc_sess_std(s, "FAIL", "JOIN", "TEMPORARILY_UNAVAILABLE", name,
-                        "The room store is unavailable, try again later");
-            return true;
-        }
         /* A JOIN creates a room in the default category, for its
          * creators only; to others a room that does not exist stays
-         * missing. */
-        if (!pc_acl_can_create(c, s, 1)) {
+         * missing. The database checks it again (the model may not be
+         * loaded yet, or may just have changed). */
+        if (pc_acl_loaded(c) && !pc_acl_can_create(c, s, 1)) {
             pc_sess_num(s, PC_ERR_NOSUCHCHANNEL, "%s :No such channel", name);
             return true;
         }
@@ -547,8 +556,9 @@ join_one(struct pc_session *s, const char *name, const char *key,
             return true;
         }
         struct create_ctx *cc = calloc(1, sizeof(*cc));
-        const char *params[3] = {name, folded,
-                                 s->account_id ? account : NULL};
+        const char *params[4] = {name, folded,
+                                 s->account_id ? account : NULL,
+                                 s->is_admin ? "t" : "f"};
         if (cc == NULL) {
             (void)pc_map_del(&c->rooms, folded);
             pc_room_free(r);
@@ -556,7 +566,7 @@ join_one(struct pc_session *s, const char *name, const char *key,
         }
         cc->chat = c;
         (void)snprintf(cc->folded, sizeof(cc->folded), "%s", folded);
-        if (pc_store_query(c->store, PC_STMT_ROOM_CREATE_AS, params, 3,
+        if (pc_store_query(c->store, PC_STMT_ROOM_CREATE_AS, params, 4,
                            pc_now_ms() + c->conf->db_post_timeout_ms,
                            room_created, cc) < 0) {
             free(cc);
@@ -721,7 +731,7 @@ cmd_topic(struct pc_session *s, const struct pc_irc_msg *m)
     }
     bool member = pc_sess_in_room(s, r, &flags);
     if (m->nparams < 2) {
-        if (!member && (pc_room_modes(r) & MODE_SECRET) && !rt.member) {
+        if (!member && (pc_room_modes(r) & MODE_SECRET) && !rt.member && !rt.manage) {
             pc_sess_num(s, PC_ERR_NOTONCHANNEL,
                         "%s :You're not on that channel", r->name);
             return;
@@ -820,7 +830,7 @@ cmd_list(struct pc_session *s, const struct pc_irc_msg *m)
         bool joined = pc_sess_in_room(s, r, NULL);
         pc_acl_rights(s->chat, s, r, &rt);
         if (!joined
-            && (!rt.see || ((pc_room_modes(r) & MODE_SECRET) && !rt.member))) {
+            && (!rt.see || ((pc_room_modes(r) & MODE_SECRET) && !rt.member && !rt.manage))) {
             continue;
         }
         pc_sess_num(s, PC_RPL_LIST, "%s %zu :%s", r->name, r->nmembers,
@@ -857,6 +867,35 @@ save_modes(struct pc_chat *c, struct pc_room *r)
                        modes_saved, NULL) < 0) {
         pc_log(PC_LOG_WARN, "rooms", "modes not saved room=%s", r->name);
     }
+}
+
+/* MODE +o/-o (manager) and, in an auditorium, +v/-v (presenter) on a
+ * logged-in user, by a manager or an administrator, is a persistent role
+ * (docs/room-model.md): it goes through the same SQL functions as
+ * pchatctl. Returns false for a volatile change (plain IRC). */
+static bool
+persist_role(struct pc_session *s, struct pc_room *r, struct pc_session *t,
+             char ch, bool plus, unsigned tflags)
+{
+    struct pc_rights rt;
+    char principal[PC_NICK_MAX + 16];
+    const char *role = ch == 'o' ? "manager" : "presenter";
+    unsigned role_bit = ch == 'o' ? MEMBER_ROLE_OP : MEMBER_ROLE_VOICE;
+
+    if (s->account_id == 0 || t->account_id == 0
+        || (ch == 'v' && r->type != PC_ROOM_AUDITORIUM)) {
+        return false;
+    }
+    pc_acl_rights(s->chat, s, r, &rt);
+    if (!rt.manage || (!plus && !(tflags & role_bit))) {
+        return false;
+    }
+    (void)snprintf(principal, sizeof(principal), "account:%s", t->account);
+    const char *params[4] = {s->account, r->name, role, principal};
+    pc_acl_admin_call(s, plus ? PC_STMT_ADM_ROOM_GRANT
+                              : PC_STMT_ADM_ROOM_REVOKE,
+                      params, 4, "MODE", r->name, NULL, false);
+    return true;
 }
 
 static void
@@ -977,6 +1016,11 @@ chan_mode(struct pc_session *s, struct pc_room *r, const struct pc_irc_msg *m)
                 pc_sess_num(s, PC_ERR_USERNOTINCHANNEL,
                             "%s %s :They aren't on that channel", t->nick,
                             r->name);
+                continue;
+            }
+            if (persist_role(s, r, t, ch, plus, tf)) {
+                /* The role is stored; the reload that follows its NOTIFY
+                 * gives (or takes) the prefix and tells the room. */
                 continue;
             }
             pc_sess_set_flags(t, r, plus ? (tf | mf) : (tf & ~mf));
@@ -1439,7 +1483,7 @@ cmd_who(struct pc_session *s, const struct pc_irc_msg *m)
         struct pc_room *r = visible_room(s, mask, &rt);
         bool member = r != NULL && pc_sess_in_room(s, r, NULL);
         if (r != NULL
-            && (member || !(pc_room_modes(r) & MODE_SECRET) || rt.member)) {
+            && (member || !(pc_room_modes(r) & MODE_SECRET) || rt.member || rt.manage)) {
             for (size_t i = 0; i < r->nmembers; i++) {
                 struct pc_session *u = r->members[i];
                 unsigned f = 0;
@@ -1483,7 +1527,7 @@ cmd_whois(struct pc_session *s, const struct pc_irc_msg *m)
         pc_acl_rights(s->chat, s, r, &rt);
         if (!pc_sess_in_room(s, r, NULL)
             && (!rt.see
-                || ((pc_room_modes(r) & MODE_SECRET) && !rt.member))) {
+                || ((pc_room_modes(r) & MODE_SECRET) && !rt.member && !rt.manage))) {
             continue;
         }
         const char *pre = (u->rooms[i].flags & MEMBER_OP) ? "@"
@@ -1585,6 +1629,65 @@ cmd_chathistory(struct pc_session *s, const struct pc_irc_msg *m)
     }
 }
 
+/* ROOM #chan INFO | SET key value | MEMBER|MANAGER|PRESENTER ADD|DEL
+ * principal: room management for its managers (and administrators),
+ * through the admin SQL functions that pchatctl and the HTTP API use. */
+static void
+cmd_room(struct pc_session *s, const struct pc_irc_msg *m)
+{
+    char name[PC_CHAN_MAX + 1], sub[16], a[64], b[1024];
+    struct pc_rights rt;
+
+    param(name, sizeof(name), m, 0);
+    param(sub, sizeof(sub), m, 1);
+    param(a, sizeof(a), m, 2);
+    param(b, sizeof(b), m, 3);
+    struct pc_room *r = visible_room(s, name, &rt);
+    if (r == NULL) {
+        pc_sess_num(s, PC_ERR_NOSUCHCHANNEL, "%s :No such channel", name);
+        return;
+    }
+    if (s->account_id == 0) {
+        pc_sess_std(s, "FAIL", "ROOM", "ACCOUNT_REQUIRED", r->name,
+                    "Log in (SASL) to manage rooms");
+        return;
+    }
+    if (!rt.manage) {
+        pc_sess_num(s, PC_ERR_CHANOPRIVSNEEDED,
+                    "%s :You're not a manager of this room", r->name);
+        return;
+    }
+    if (pc_irc_casecmp(sub, "INFO") == 0) {
+        const char *params[2] = {s->account, r->name};
+        pc_acl_admin_call(s, PC_STMT_ADM_ROOM_SHOW, params, 2, "ROOM",
+                          r->name, NULL, true);
+        return;
+    }
+    if (pc_irc_casecmp(sub, "SET") == 0 && m->nparams >= 4) {
+        const char *params[4] = {s->account, r->name, a, b};
+        pc_acl_admin_call(s, PC_STMT_ADM_ROOM_SET, params, 4, "ROOM",
+                          r->name, "Setting changed", false);
+        return;
+    }
+    static const char *const roles[] = {"member", "manager", "presenter"};
+    for (size_t i = 0; i < 3; i++) {
+        bool add = pc_irc_casecmp(a, "ADD") == 0;
+        if (pc_irc_casecmp(sub, roles[i]) != 0 || m->nparams < 4
+            || (!add && pc_irc_casecmp(a, "DEL") != 0)) {
+            continue;
+        }
+        const char *params[4] = {s->account, r->name, roles[i], b};
+        pc_acl_admin_call(s, add ? PC_STMT_ADM_ROOM_GRANT
+                                 : PC_STMT_ADM_ROOM_REVOKE,
+                          params, 4, "ROOM", r->name,
+                          add ? "Role granted" : "Role revoked", false);
+        return;
+    }
+    pc_sess_std(s, "FAIL", "ROOM", "INVALID_PARAMS", r->name,
+                "Usage: ROOM <#room> INFO | SET <key> <value> | "
+                "MEMBER|MANAGER|PRESENTER ADD|DEL <principal>");
+}
+
 static const struct cmd_def commands[] = {
     {"AUTHENTICATE", pc_cmd_authenticate, 1, CMD_PRE_REG},
     {"AWAY", cmd_away, 0, 0},
@@ -1607,6 +1710,7 @@ static const struct cmd_def commands[] = {
     {"PONG", cmd_pong, 0, CMD_PRE_REG},
     {"PRIVMSG", cmd_privmsg, 0, 0},
     {"QUIT", cmd_quit, 0, CMD_PRE_REG},
+    {"ROOM", cmd_room, 2, 0},
     {"TAGMSG", cmd_tagmsg, 1, 0},
     {"TIME", cmd_time, 0, 0},
     {"TOPIC", cmd_topic, 1, 0},

@@ -325,7 +325,10 @@ void pc_acl_admin_call(struct pc_session *s, enum pc_stmt stmt,
                        const char *const *params, int nparams,
                        const char *cmd, const char *room,
                        const char *ok_text, bool json_reply);
-int pc_cmd_room(struct pc_session *s, const struct pc_irc_msg *m);
+/* JOINs that waited for a room from the database join it now (refused:
+ * it does not exist and they may not create it). */
+void pc_room_finish_waiters(struct pc_chat *c, struct pc_room *r,
+                            bool refused);
 
 /* post.c */
 void pc_deliver_room_wire(struct pc_chat *c, uint64_t from,

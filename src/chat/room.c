@@ -136,6 +136,18 @@ pc_room_from_row(struct pc_chat *c, void *pgresult, int row)
         r->disabled = strcmp(PQgetvalue(res, row, 13), "t") == 0;
     }
     if (r->loaded) {
+        /* A topic set in the database (pchatctl, the HTTP API, ROOM SET
+         * topic) replaces ours when it is at least as new. */
+        const char *topic = PQgetvalue(res, row, 2);
+        int64_t at = col_i64(res, row, 4);
+        if (at >= r->topic_at && (r->topic == NULL || strcmp(topic, r->topic) != 0)
+            && !PQgetisnull(res, row, 2)) {
+            free(r->topic);
+            free(r->topic_by);
+            r->topic = col_dup(res, row, 2);
+            r->topic_by = col_dup(res, row, 3);
+            r->topic_at = at;
+        }
         return r;
     }
     r->id = col_i64(res, row, 0);
@@ -348,7 +360,7 @@ pc_send_names(struct pc_session *s, struct pc_room *r)
 
     pc_acl_rights(s->chat, s, r, &rt);
     /* A room one may not see answers like a missing one. */
-    if (!member && (!rt.see || (secret && !rt.member))) {
+    if (!member && (!rt.see || (secret && !rt.member && !rt.manage))) {
         pc_sess_num(s, PC_RPL_ENDOFNAMES, "%s :End of /NAMES list", r->name);
         return;
     }

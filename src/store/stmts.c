@@ -86,7 +86,11 @@ const struct pc_stmt_def pc_stmts[PC_STMT_COUNT] = {
          * existing room is returned as it is. */
         "room_create_as",
         "WITH ins AS (INSERT INTO rooms (name, name_folded, created_by)"
-        " VALUES ($1, $2, $3::bigint) ON CONFLICT (name_folded) DO NOTHING"
+        " SELECT $1, $2, $3::bigint WHERE $4::boolean"
+        " OR (pchat_category_has_role(1, 'creator', $3::bigint)"
+        " AND pchat_category_has_role(1, 'allowed', $3::bigint)"
+        " AND NOT pchat_category_has_role(1, 'denied', $3::bigint))"
+        " ON CONFLICT (name_folded) DO NOTHING"
         " RETURNING " ROOM_COLUMNS "),"
         " mgr AS (INSERT INTO room_principals (room_id, role, kind,"
         " account_id) SELECT id, 'manager', 'account', $3::bigint FROM ins"
@@ -94,7 +98,7 @@ const struct pc_stmt_def pc_stmts[PC_STMT_COUNT] = {
         " n AS (SELECT pg_notify('pchat_acl', 'room ' || id) FROM ins)"
         " SELECT ins.* FROM ins, n"
         " UNION ALL SELECT " ROOM_COLUMNS " FROM rooms WHERE name_folded = $2"
-        " AND NOT EXISTS (SELECT 1 FROM ins)", 3},
+        " AND NOT EXISTS (SELECT 1 FROM ins)", 4},
     [PC_STMT_ACL_LOAD] = {
         /* One snapshot of everything the policy needs besides the rooms'
          * own columns: c(ategory) id flags; p(rincipal of a category) and
