@@ -108,8 +108,8 @@ try_register(struct pc_session *s)
     if (pc_map_get(&c->nicks, s->nick_folded) != s) {
         return;
     }
-    if (pc_sasl_pending(s)) {
-        return; /* registration waits for the login under way */
+    if (pc_sasl_hold_registration(s)) {
+        return; /* the login's answer comes first */
     }
     if (c->conf->auth_required && s->account_id == 0) {
         pc_sess_std(s, "FAIL", "*", "ACCOUNT_REQUIRED", NULL,
@@ -269,7 +269,8 @@ cmd_nick(struct pc_session *s, const struct pc_irc_msg *m)
                     "you: your account name, %s", s->account);
         return;
     }
-    if (pc_cmd_set_nick(s, nick) == PC_EEXIST) {
+    if (pc_cmd_set_nick(s, s->account_id != 0 ? s->account : nick)
+        == PC_EEXIST) {
         pc_sess_num(s, PC_ERR_NICKNAMEINUSE, "%s :Nickname is already in use",
                     nick);
         return;

@@ -381,8 +381,9 @@ int pc_cmd_set_nick(struct pc_session *s, const char *nick);
 int pc_sasl_init(struct pc_chat *c);
 void pc_sasl_free(struct pc_chat *c);
 void pc_sasl_session_free(struct pc_session *s);
-/* True while an exchange is under way (registration waits for it). */
-bool pc_sasl_pending(const struct pc_session *s);
+/* Registration is completing: an exchange waiting for the client is
+ * aborted (906); true if one waiting for the server must end first. */
+bool pc_sasl_hold_registration(struct pc_session *s);
 void pc_cmd_authenticate(struct pc_session *s, const struct pc_irc_msg *m);
 /* s joined r: JOIN to members (extended-join for those with the cap). */
 void pc_room_send_join(struct pc_room *r, struct pc_session *s,

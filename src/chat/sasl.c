@@ -69,6 +69,8 @@ struct pc_sasl_ctx {
     unsigned char secret[32]; /* made-up keys for unknown accounts */
 };
 
+static void sasl_reset(struct pc_session *s);
+
 /* Setup. */
 
 int
@@ -137,10 +139,23 @@ pc_sasl_session_free(struct pc_session *s)
     }
 }
 
+/* IRCv3 sasl: registration completing while an exchange waits for the
+ * client aborts it; one waiting for the database or the thread pool is
+ * about to answer, and registration waits for it. */
 bool
-pc_sasl_pending(const struct pc_session *s)
+pc_sasl_hold_registration(struct pc_session *s)
 {
-    return s->sasl != NULL && s->sasl->state != ST_IDLE;
+    struct pc_sasl *a = s->sasl;
+
+    if (a == NULL || a->state == ST_IDLE) {
+        return false;
+    }
+    if (a->state == ST_BUSY) {
+        return true;
+    }
+    sasl_reset(s);
+    pc_sess_num(s, PC_ERR_SASLABORTED, ":SASL authentication aborted");
+    return false;
 }
 
 /* Failed logins: a token bucket per client address and per account name.
