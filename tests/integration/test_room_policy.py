@@ -259,3 +259,231 @@ def test_permission_matrix(world):
     assert not bad, "\n".join(bad)
     assert checks == len(ROOMS) * len(KINDS)
     print("matrix: %d room x kind cases in %.1f s" % (checks, time.monotonic() - start))
+
+
+# Changes take effect at once for connected users.
+
+def make_room(server, keeper, name, rtype="normal", privacy="open", category="eng"):
+    server.query("SELECT pchat_room_create(NULL, '%s', '%s', '%s', '%s', '')"
+                 % (name, category, rtype, privacy))
+    wait_listed(keeper, [name])
+
+
+def join_soon(c, room, timeout=5):
+    """JOIN until it works: a change reaches pchatd by NOTIFY, a moment
+    after its SQL commits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        c.send("JOIN " + room)
+        m = c.expect(lambda m: m.command in ("366", "403", "473", "474")
+                     and m.params[1] == room)
+        if m.command == "366":
+            return
+        assert time.monotonic() < deadline, "cannot join %s: %r" % (room, m)
+        time.sleep(0.05)
+
+
+def parted(c, room, reason):
+    m = c.expect(lambda m: m.command == "PART" and m.params[0] == room
+                 and m.nick == c.nick, what="PART from " + room)
+    assert m.params[1] == reason, m
+
+
+def test_roles_are_prefixes(world):
+    server, keeper, clients, sink = world
+    for kind in ("manager", "presenter", "member"):
+        clients[kind].join("#a-open")
+    c = clients["member"]
+    c.send("NAMES #a-open")
+    names = set(c.expect("353").params[-1].split())
+    assert {"@manager", "+presenter", "member", "@keeper"} <= names, names
+    # In a normal room a presenter has no voice: only managers are marked.
+    for kind in ("manager", "presenter", "member"):
+        clients[kind].send("PART #a-open")
+        clients[kind].join("#n-open")
+    c.send("NAMES #n-open")
+    names = set(c.expect("353").params[-1].split())
+    assert {"@manager", "presenter", "member"} <= names, names
+    for kind in ("manager", "presenter", "member"):
+        clients[kind].send("PART #n-open")
+        clients[kind].expect("PART")
+
+
+def test_revoke_and_group_changes_part_at_once(world):
+    server, keeper, clients, sink = world
+    make_room(server, keeper, "#dyn-closed", privacy="closed")
+    out = clients["outsider"]
+    out.send("JOIN #dyn-closed")
+    assert out.expect(lambda m: m.command in ("366", "403")).command == "403"
+    server.query("SELECT pchat_room_grant(NULL, '#dyn-closed', 'member', 'outsider')")
+    join_soon(out, "#dyn-closed")
+    server.query("SELECT pchat_room_revoke(NULL, '#dyn-closed', 'member', 'outsider')")
+    parted(out, "#dyn-closed", "You may no longer be in this room")
+    out.send("JOIN #dyn-closed")
+    assert out.expect(lambda m: m.command in ("366", "403")).command == "403"
+
+    # A group change: outsider joins staff, may join the open room, leaves
+    # the group and is parted.
+    server.query("SELECT pchat_group_add(NULL, 'staff', 'outsider')")
+    join_soon(out, "#n-open")
+    server.query("SELECT pchat_group_remove(NULL, 'staff', 'outsider')")
+    parted(out, "#n-open", "You may no longer be in this room")
+
+
+def test_disabled_room(world):
+    server, keeper, clients, sink = world
+    make_room(server, keeper, "#dyn-off")
+    member, boss = clients["allowed"], clients["admin"]
+    member.join("#dyn-off")
+    server.query("SELECT pchat_room_set(NULL, '#dyn-off', 'disabled', 'true')")
+    parted(member, "#dyn-off", "Room disabled by an administrator")
+    member.send("JOIN #dyn-off")
+    assert member.expect(lambda m: m.command in ("366", "403", "474")).command == "403"
+    boss.send("JOIN #dyn-off")
+    m = boss.expect(lambda m: m.command in ("366", "403", "474"))
+    assert m.command == "474" and "disabled" in m.params[-1], m
+    # Listed to administrators only.
+    boss.send("LIST")
+    assert "#dyn-off" in [m.params[1] for m in boss.collect_until(
+        lambda m: m.command == "323") if m.command == "322"]
+    member.send("LIST")
+    assert "#dyn-off" not in [m.params[1] for m in member.collect_until(
+        lambda m: m.command == "323") if m.command == "322"]
+
+
+def test_mode_o_is_a_persistent_role(world):
+    server, keeper, clients, sink = world
+    make_room(server, keeper, "#dyn-ops")
+    server.query("SELECT pchat_room_grant(NULL, '#dyn-ops', 'manager', 'manager')")
+    allowed, boss, mgr = clients["allowed"], clients["admin"], clients["manager"]
+    boss.join("#dyn-ops")
+    allowed.join("#dyn-ops")
+    boss.send("MODE #dyn-ops +o allowed")
+    m = allowed.expect(lambda m: m.command == "MODE" and m.params[1:] == ["+o", "allowed"])
+    assert m.nick == "pchat.test" or m.prefix.startswith("pchat.test"), m
+    assert server.query(
+        "SELECT count(*) FROM room_principals rp JOIN rooms r ON r.id = rp.room_id"
+        " JOIN accounts a ON a.id = rp.account_id WHERE r.name = '#dyn-ops'"
+        " AND rp.role = 'manager' AND a.name = 'allowed'") == "1"
+    # The role outlives the connection: a new login is op again.
+    allowed.send("PART #dyn-ops")
+    allowed.expect("PART")
+    allowed.join("#dyn-ops")
+    allowed.send("NAMES #dyn-ops")
+    assert "@allowed" in allowed.expect("353").params[-1].split()
+    # Managers may not make managers (only administrators may).
+    join_soon(mgr, "#dyn-ops")
+    mgr.send("MODE #dyn-ops +o boss")
+    m = mgr.expect(lambda m: m.command in ("482", "MODE"))
+    assert m.command == "482" and "administrators" in m.params[-1], m
+    boss.send("MODE #dyn-ops -o allowed")
+    allowed.expect(lambda m: m.command == "MODE" and m.params[1:] == ["-o", "allowed"])
+    assert server.query(
+        "SELECT count(*) FROM room_principals rp JOIN rooms r ON r.id = rp.room_id"
+        " WHERE r.name = '#dyn-ops' AND rp.role = 'manager'") == "1"  # manager only
+    for c in (allowed, mgr, boss):
+        c.send("PART #dyn-ops")
+        c.expect("PART")
+
+
+def test_room_command(world):
+    server, keeper, clients, sink = world
+    make_room(server, keeper, "#dyn-room", privacy="closed")
+    server.query("SELECT pchat_room_grant(NULL, '#dyn-room', 'manager', 'manager')")
+    mgr, allowed, out, anon = (clients[k] for k in ("manager", "allowed", "outsider", "anon"))
+    join_soon(mgr, "#dyn-room")  # the grant has arrived
+
+    def ask(c, line, cmds=("NOTE", "FAIL", "482", "403")):
+        c.send(line)
+        return c.expect(lambda m: m.command in cmds, what=line)
+
+    m = ask(mgr, "ROOM #dyn-room INFO")
+    assert m.command == "NOTE" and m.params[:3] == ["ROOM", "INFO", "#dyn-room"], m
+    assert '"privacy": "closed"' in m.params[-1] and "account:manager" in m.params[-1], m
+    m = ask(mgr, "ROOM #dyn-room MEMBER ADD outsider")
+    assert m.command == "NOTE" and m.params[1] == "OK", m
+    join_soon(out, "#dyn-room")  # a member of a closed room now
+    m = ask(mgr, "ROOM #dyn-room SET description :A room for tests")
+    assert m.command == "NOTE" and m.params[1] == "OK", m
+    assert server.query("SELECT description FROM rooms WHERE name = '#dyn-room'") \
+        == "A room for tests"
+    m = ask(mgr, "ROOM #dyn-room SET privacy hidden")
+    assert m.command == "FAIL" and m.params[1] == "INVALID_PARAMS", m
+    m = ask(mgr, "ROOM #dyn-room MANAGER ADD outsider")
+    assert m.command == "482", m
+    m = ask(mgr, "ROOM #dyn-room FROB")
+    assert m.command == "FAIL" and m.params[1] == "INVALID_PARAMS", m
+    # Not a manager: 482; cannot see it: 403, like a missing room.
+    assert ask(allowed, "ROOM #dyn-room INFO").command == "482"
+    assert ask(anon, "ROOM #dyn-room INFO").command == "403"
+    assert ask(clients["denied"], "ROOM #dyn-room INFO").command == "403"
+    assert ask(mgr, "ROOM #nowhere INFO").command == "403"
+    # Secret: allowed no longer sees it; removing outsider parts them.
+    m = ask(mgr, "ROOM #dyn-room SET privacy secret")
+    assert m.command == "NOTE" and m.params[1] == "OK", m
+    deadline = time.monotonic() + 5
+    while True:
+        allowed.send("LIST")
+        names = [m.params[1] for m in allowed.collect_until(
+            lambda m: m.command == "323") if m.command == "322"]
+        if "#dyn-room" not in names:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    m = ask(mgr, "ROOM #dyn-room MEMBER DEL outsider")
+    assert m.command == "NOTE" and m.params[1] == "OK", m
+    parted(out, "#dyn-room", "You may no longer be in this room")
+    m = ask(mgr, "ROOM #dyn-room MEMBER DEL outsider")
+    assert m.command == "FAIL" and m.params[1] == "NOT_FOUND", m
+
+
+def test_creation_by_join_is_for_creators(world):
+    server, keeper, clients, sink = world
+    # Narrow the default category: only 'creator' creates rooms by JOIN.
+    server.query("SELECT pchat_category_revoke(NULL, 'default', 'creator', 'anyone');"
+                 " SELECT pchat_category_grant(NULL, 'default', 'creator', 'creator')")
+    try:
+        time.sleep(0.3)
+        anon, creator = clients["anon"], clients["creator"]
+        anon.send("JOIN #made-by-anon")
+        assert anon.expect(lambda m: m.command in ("366", "403")).command == "403"
+        assert server.query("SELECT count(*) FROM rooms WHERE name = '#made-by-anon'") == "0"
+        creator.join("#made")
+        creator.send("NAMES #made")
+        assert "@creator" in creator.expect("353").params[-1].split()
+        assert server.query(
+            "SELECT a.name FROM room_principals rp JOIN rooms r ON r.id = rp.room_id"
+            " JOIN accounts a ON a.id = rp.account_id WHERE r.name = '#made'"
+            " AND rp.role = 'manager'") == "creator"
+        # The creator manages it: the ROOM command works for them.
+        creator.send("ROOM #made SET type auditorium")
+        m = creator.expect(lambda m: m.command in ("NOTE", "FAIL", "482"))
+        assert m.command == "NOTE", m
+    finally:
+        server.query("SELECT pchat_category_revoke(NULL, 'default', 'creator', 'creator');"
+                     " SELECT pchat_category_grant(NULL, 'default', 'creator', 'anyone')")
+
+
+def test_history_follows_the_category(world):
+    server, keeper, clients, sink = world
+    server.query("SELECT pchat_category_create(NULL, 'quiet', '');"
+                 " SELECT pchat_category_grant(NULL, 'quiet', 'allowed', 'authenticated');"
+                 " SELECT pchat_category_set(NULL, 'quiet', 'history_kept', 'false')")
+    make_room(server, keeper, "#quiet", category="quiet")
+    keeper.join("#quiet")
+    keeper.send("PRIVMSG #quiet :not for later")
+    keeper.expect(lambda m: m.command == "PRIVMSG" and m.params[0] == "#quiet")
+    c, boss = clients["outsider"], clients["admin"]
+    c.join("#quiet")
+    # CHATHISTORY (after the replay would have been sent, since the
+    # database answers in order) is refused, and no replay came.
+    c.send("CHATHISTORY LATEST #quiet * 10")
+    m = c.expect(lambda m: m.command == "FAIL" or (
+        m.command == "PRIVMSG" and m.params[0] == "#quiet"))
+    assert m.command == "FAIL" and m.params[1] == "INVALID_TARGET", m
+    # Administrators always may.
+    boss.send("CHATHISTORY LATEST #quiet * 10")
+    m = boss.expect(lambda m: m.command == "BATCH" and m.params[0].startswith("+"))
+    ref = m.params[0][1:]
+    lines = boss.collect_until(lambda m: m.command == "BATCH" and m.params[0] == "-" + ref)
+    assert "not for later" in [x.params[1] for x in lines if x.command == "PRIVMSG"]
