@@ -5,6 +5,7 @@
 # client namespace has a veth eth0 into it. Addresses (198.18.0.0/24):
 #   chat hosts c1..c8     198.18.0.11..18
 #   database hosts db1..2 198.18.0.21..22
+#   database primary VIP  198.18.0.30     (PAF pair, up --db 2 --pchat)
 #   virtual IPs           198.18.0.51..   (one per promoted instance)
 #   client namespace      198.18.0.100
 # Nothing is created in, or attached to, the root network namespace, and
@@ -22,6 +23,8 @@ SW_NS=$LAB_PREFIX-sw
 CLIENT_NS=$LAB_PREFIX-client
 CLIENT_IP=$LAB_NET.100
 VIP_BASE=50
+# The database primary's virtual IP (up --db 2 --pchat: PAF pair).
+DB_VIP=$LAB_NET.30
 # A host's init powers the host off by itself after this long (its loop,
 # like every loop of the lab, is bounded).
 LAB_MAX_HOURS=${PCHAT_LAB_MAX_HOURS:-24}
