@@ -186,43 +186,45 @@ pc_auth_derive(const char *password, size_t len, const unsigned char *salt,
 
 /* PLAIN. */
 
+/* Copies the field at *p, up to its NUL (the last one: to the end, with
+ * no NUL allowed), into dst and steps past it. Returns its length or
+ * PC_EPROTO. */
 static int
-plain_field(char *dst, size_t cap, const char *p, size_t n)
+plain_field(char *dst, size_t cap, const char **p, size_t *left, bool last)
 {
+    const char *nul = memchr(*p, '\0', *left);
+    if ((nul == NULL) != last) {
+        return PC_EPROTO;
+    }
+    size_t n = last ? *left : (size_t)(nul - *p);
     if (n >= cap) {
         return PC_EPROTO;
     }
-    memcpy(dst, p, n);
+    memcpy(dst, *p, n);
     dst[n] = '\0';
-    return 0;
+    if (!last) {
+        *p += n + 1;
+        *left -= n + 1;
+    }
+    return (int)n;
 }
 
 int
 pc_auth_plain_parse(const char *msg, size_t len, struct pc_auth_plain *out)
 {
-    const char *nul1 = memchr(msg, '\0', len);
-    if (nul1 == NULL) {
+    const char *p = msg;
+    size_t left = len;
+
+    if (plain_field(out->authzid, sizeof(out->authzid), &p, &left, false) < 0
+        || plain_field(out->authcid, sizeof(out->authcid), &p, &left, false)
+               <= 0) {
         return PC_EPROTO;
     }
-    size_t a = (size_t)(nul1 - msg);
-    const char *rest = nul1 + 1;
-    size_t rlen = len - a - 1;
-    const char *nul2 = memchr(rest, '\0', rlen);
-    if (nul2 == NULL) {
+    int n = plain_field(out->passwd, sizeof(out->passwd), &p, &left, true);
+    if (n <= 0) {
         return PC_EPROTO;
     }
-    size_t c = (size_t)(nul2 - rest);
-    const char *pw = nul2 + 1;
-    size_t plen = rlen - c - 1;
-    if (c == 0 || plen == 0 || memchr(pw, '\0', plen) != NULL) {
-        return PC_EPROTO;
-    }
-    if (plain_field(out->authzid, sizeof(out->authzid), msg, a) < 0
-        || plain_field(out->authcid, sizeof(out->authcid), rest, c) < 0
-        || plain_field(out->passwd, sizeof(out->passwd), pw, plen) < 0) {
-        return PC_EPROTO;
-    }
-    out->passwd_len = plen;
+    out->passwd_len = (size_t)n;
     return 0;
 }
 

@@ -563,6 +563,34 @@ read_account(struct pc_sasl *a, PGresult *res, struct pc_auth_keys *k)
     return true;
 }
 
+/* SCRAM: server-first with the account's keys, or (keys NULL: no such
+ * account, or one without a password) made-up ones, so that the answer
+ * looks the same; the proof then fails. */
+static void
+scram_send_first(struct pc_session *s, const struct pc_auth_keys *keys)
+{
+    struct pc_sasl *a = s->sasl;
+    struct pc_auth_keys fake;
+    char nonce[32];
+    char out[PC_AUTH_MSG_MAX];
+
+    if (keys == NULL) {
+        a->found = false;
+        fake_keys(s, a->scram.user, &fake);
+        keys = &fake;
+    }
+    ssize_t n =
+        pc_auth_nonce(nonce, sizeof(nonce)) < 0
+            ? PC_EPROTO
+            : pc_scram_server_first(&a->scram, keys, nonce, out, sizeof(out));
+    if (n < 0) {
+        sasl_fail(s, "internal error");
+        return;
+    }
+    a->state = ST_SCRAM_FINAL;
+    send_payload(s, out, (size_t)n);
+}
+
 /* Database lookups. */
 
 struct lookup {
@@ -628,25 +656,9 @@ lookup_done(void *arg, int status, PGresult *res)
         job_start(s, j);
         break;
     }
-    case MECH_SCRAM: {
-        char nonce[32];
-        char out[PC_AUTH_MSG_MAX];
-        if (!have_keys) {
-            a->found = false;
-            fake_keys(s, a->scram.user, &keys);
-        }
-        ssize_t n = pc_auth_nonce(nonce, sizeof(nonce)) < 0
-                        ? PC_EPROTO
-                        : pc_scram_server_first(&a->scram, &keys, nonce, out,
-                                                sizeof(out));
-        if (n < 0) {
-            sasl_fail(s, "internal error");
-            break;
-        }
-        a->state = ST_SCRAM_FINAL;
-        send_payload(s, out, (size_t)n);
+    case MECH_SCRAM:
+        scram_send_first(s, have_keys ? &keys : NULL);
         break;
-    }
     default:
         sasl_fail(s, "internal error");
         break;
@@ -762,24 +774,9 @@ on_scram(struct pc_session *s, const unsigned char *data, size_t len)
     if (!name_ok(s, a->scram.user)) {
         /* No such account can exist: go on with made-up keys so the
          * answer looks like any other. */
-        struct pc_auth_keys keys;
-        char nonce[32];
-        char out[PC_AUTH_MSG_MAX];
-        if (rate_limited(s, NULL)) {
-            return;
+        if (!rate_limited(s, NULL)) {
+            scram_send_first(s, NULL);
         }
-        fake_keys(s, a->scram.user, &keys);
-        a->found = false;
-        ssize_t n = pc_auth_nonce(nonce, sizeof(nonce)) < 0
-                        ? PC_EPROTO
-                        : pc_scram_server_first(&a->scram, &keys, nonce, out,
-                                                sizeof(out));
-        if (n < 0) {
-            sasl_fail(s, "internal error");
-            return;
-        }
-        a->state = ST_SCRAM_FINAL;
-        send_payload(s, out, (size_t)n);
         return;
     }
     if (rate_limited(s, a->scram.user)) {
