@@ -98,13 +98,13 @@ def read_payload(client, first=None):
             return base64.b64decode(out)
 
 
-def result(client):
+def result(client, timeout=None):
     """900/903 (True) or 904/905/906 (False): the numerics seen, last one
     first, e.g. (True, [Msg 900, Msg 903])."""
     seen = []
     while True:
         m = client.expect(lambda m: m.command in (
-            "900", "903", "904", "905", "906", "907", "908"))
+            "900", "903", "904", "905", "906", "907", "908"), timeout)
         seen.append(m)
         if m.command in ("903", "904", "905", "906", "907"):
             return m.command == "903", seen

@@ -395,7 +395,7 @@ def test_hashing_keeps_the_loop_responsive(server):
         t = time.monotonic()
         other.ping_roundtrip("p%d" % i)
         worst = max(worst, time.monotonic() - t)
-    ok, seen = result(c)
+    ok, seen = result(c, timeout=60)
     login_s = time.monotonic() - t0
     assert ok, seen
     print("PLAIN with 4M iterations: %.2f s; worst PING meanwhile %.1f ms"
