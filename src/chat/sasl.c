@@ -343,6 +343,8 @@ send_payload(struct pc_session *s, const char *data, size_t len)
     } while (true);
 }
 
+static bool name_ok(const struct pc_session *s, const char *name);
+
 /* Login. */
 
 static void
@@ -352,6 +354,13 @@ login(struct pc_session *s, int64_t id, const char *account, bool is_admin)
     char folded[PC_NICK_MAX + 1];
     char mask[160];
 
+    if (!name_ok(s, account)) {
+        /* pchatctl refuses such names; a row written by hand may not. */
+        pc_log(PC_LOG_WARN, "sasl", "account name is not a valid nick "
+               "id=%" PRId64, id);
+        sasl_fail(s, "the account name cannot be used as a nick");
+        return;
+    }
     pc_irc_casefold(folded, account, strlen(account));
     /* The nick is the account name. Someone not logged in who holds it on
      * this server is renamed; anyone else keeps it and the login fails. */

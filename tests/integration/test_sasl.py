@@ -144,6 +144,14 @@ def test_external(server, workdir):
     pre_register(d, "x")
     ok, seen = sasl_external(d, authzid="alice")
     assert not ok
+    # An account whose name cannot be a nick (written by hand) is refused.
+    cert2, key2, fp2 = make_client_cert(workdir, "odd-client")
+    create_account(server, "odd name", "unused")
+    bind_cert(server, "odd name", fp2)
+    f = Client(server.tls_port, tls=True, cert=(cert2, key2))
+    pre_register(f, "z")
+    ok, seen = sasl_external(f)
+    assert not ok and "cannot be used as a nick" in seen[-1].params[-1]
     # Without a certificate (plain TCP): refused at once.
     e = server.client(register=False)
     pre_register(e, "y")
