@@ -356,8 +356,10 @@ login(struct pc_session *s, int64_t id, const char *account, bool is_admin)
 
     if (!name_ok(s, account)) {
         /* pchatctl refuses such names; a row written by hand may not. */
-        pc_log(PC_LOG_WARN, "sasl", "account name is not a valid nick "
-               "id=%" PRId64, id);
+        pc_log(PC_LOG_WARN, "sasl",
+               "account name is not a valid nick "
+               "id=%" PRId64,
+               id);
         sasl_fail(s, "the account name cannot be used as a nick");
         return;
     }
