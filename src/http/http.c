@@ -23,11 +23,8 @@
 #define FIELD_MAX    64  /* header names we keep track of */
 #define AUTH_MAX     512 /* the Authorization header's value */
 #define HEADERS_MAX  (16 * 1024)
-#define MAX_ARGS     16
-#define ARG_MAX      1024
 #define SALT_LEN     16
 #define SENDQ_MAX    (16u * 1024 * 1024)
-#define API_PREFIX   "/api/v1/"
 
 enum hstate {
     H_READING, /* parsing a request */
@@ -62,16 +59,10 @@ struct hconn {
     size_t auth_len;
     struct pc_buf body;
     /* Processing. */
-    const struct route *route;
+    struct pc_http_req req;
     char actor[PC_AUTH_NAME_MAX + 1];
-    char pass[PC_AUTH_PASS_MAX + 1]; /* a password the body sets */
-    size_t pass_len;
     char cred[PC_AUTH_PASS_MAX + 1]; /* the Basic credentials' password */
     size_t cred_len;
-    bool derive; /* the body's password is to become SCRAM keys */
-    char *args[MAX_ARGS];
-    int nargs;
-    int key_arg; /* index of the first of the four key arguments */
     uv_work_t work;
     struct pc_auth_keys keys;
     bool work_ok;
@@ -88,121 +79,6 @@ struct pc_http {
     bool stopping;
     http_parser_settings settings;
 };
-
-/* ------------------------------------------------------------ routing */
-
-enum body_kind {
-    BODY_NONE,   /* no body expected (one is ignored) */
-    BODY_FIELDS, /* the named fields, in order, as arguments */
-    BODY_PAIRS,  /* every key and value, as key, value arguments */
-};
-
-struct route {
-    enum http_method method;
-    const char *path[5]; /* segments after /api/v1/; "*" takes an argument */
-    const char *op;
-    enum body_kind body;
-    const char *fields[6]; /* "password": four SCRAM key arguments */
-    const char *query;     /* a required query parameter, as an argument */
-    int status;            /* on success */
-};
-
-static const struct route routes[] = {
-    {HTTP_GET, {"accounts"}, "account_list", BODY_NONE, {NULL}, NULL, 200},
-    {HTTP_POST, {"accounts"}, "account_create", BODY_FIELDS,
-     {"name", "admin", "password"}, NULL, 201},
-    {HTTP_PATCH, {"accounts", "*"}, "account_set", BODY_PAIRS, {NULL}, NULL,
-     200},
-    {HTTP_PUT, {"accounts", "*", "password"}, "account_set_keys", BODY_FIELDS,
-     {"password"}, NULL, 200},
-    {HTTP_DELETE, {"accounts", "*"}, "account_delete", BODY_NONE, {NULL},
-     NULL, 200},
-    {HTTP_POST, {"accounts", "*", "certs"}, "account_cert_add", BODY_FIELDS,
-     {"fingerprint"}, NULL, 201},
-    {HTTP_DELETE, {"accounts", "*", "certs", "*"}, "account_cert_remove",
-     BODY_NONE, {NULL}, NULL, 200},
-    {HTTP_GET, {"groups"}, "group_list", BODY_NONE, {NULL}, NULL, 200},
-    {HTTP_POST, {"groups"}, "group_create", BODY_FIELDS,
-     {"name", "description"}, NULL, 201},
-    {HTTP_DELETE, {"groups", "*"}, "group_delete", BODY_NONE, {NULL}, NULL,
-     200},
-    {HTTP_POST, {"groups", "*", "members"}, "group_add", BODY_FIELDS,
-     {"account"}, NULL, 201},
-    {HTTP_DELETE, {"groups", "*", "members", "*"}, "group_remove", BODY_NONE,
-     {NULL}, NULL, 200},
-    {HTTP_GET, {"categories"}, "category_list", BODY_NONE, {NULL}, NULL, 200},
-    {HTTP_POST, {"categories"}, "category_create", BODY_FIELDS,
-     {"name", "description"}, NULL, 201},
-    {HTTP_GET, {"categories", "*"}, "category_show", BODY_NONE, {NULL}, NULL,
-     200},
-    {HTTP_PATCH, {"categories", "*"}, "category_set", BODY_PAIRS, {NULL},
-     NULL, 200},
-    {HTTP_DELETE, {"categories", "*"}, "category_delete", BODY_NONE, {NULL},
-     NULL, 200},
-    {HTTP_POST, {"categories", "*", "principals"}, "category_grant",
-     BODY_FIELDS, {"role", "principal"}, NULL, 201},
-    {HTTP_DELETE, {"categories", "*", "principals", "*", "*"},
-     "category_revoke", BODY_NONE, {NULL}, NULL, 200},
-    {HTTP_GET, {"rooms"}, "room_list", BODY_NONE, {NULL}, NULL, 200},
-    {HTTP_POST, {"rooms"}, "room_create", BODY_FIELDS,
-     {"name", "category", "type", "privacy", "description"}, NULL, 201},
-    {HTTP_GET, {"rooms", "*"}, "room_show", BODY_NONE, {NULL}, NULL, 200},
-    {HTTP_PATCH, {"rooms", "*"}, "room_set", BODY_PAIRS, {NULL}, NULL, 200},
-    {HTTP_DELETE, {"rooms", "*"}, "room_delete", BODY_NONE, {NULL}, NULL,
-     200},
-    {HTTP_POST, {"rooms", "*", "members"}, "room_grant", BODY_FIELDS,
-     {"role", "principal"}, NULL, 201},
-    {HTTP_DELETE, {"rooms", "*", "members", "*", "*"}, "room_revoke",
-     BODY_NONE, {NULL}, NULL, 200},
-    {HTTP_DELETE, {"rooms", "*", "messages"}, "room_clear_history",
-     BODY_NONE, {NULL}, "before", 200},
-    {HTTP_DELETE, {"messages", "*"}, "message_remove", BODY_NONE, {NULL},
-     NULL, 200},
-};
-
-#define NROUTES (sizeof(routes) / sizeof(routes[0]))
-
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-int
-pc_http_unescape(const char *s, size_t len, char *out, size_t cap)
-{
-    size_t o = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '%') {
-            if (i + 2 >= len) {
-                return -1;
-            }
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0) {
-                return -1;
-            }
-            c = hi * 16 + lo;
-            i += 2;
-        }
-        if (c == 0 || o + 1 >= cap) {
-            return -1;
-        }
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    return (int)o;
-}
 
 /* Clears secrets. Out of line: gcc 12 with the sanitizers mistakes
  * &hc->keys for its first member and warns about the size. */
@@ -239,23 +115,14 @@ static void conn_next(struct hconn *hc);
 static void
 clear_request(struct hconn *hc)
 {
-    for (int i = 0; i < hc->nargs; i++) {
-        free(hc->args[i]);
-        hc->args[i] = NULL;
-    }
-    hc->nargs = 0;
+    pc_http_req_clear(&hc->req);
     hc->url_len = 0;
     hc->field_len = 0;
     hc->in_auth = false;
     hc->last_was_value = false;
     hc->auth_len = 0;
     hc->header_bytes = 0;
-    hc->route = NULL;
     hc->actor[0] = '\0';
-    hc->derive = false;
-    hc->key_arg = -1;
-    wipe(hc->pass, sizeof(hc->pass));
-    hc->pass_len = 0;
     wipe(hc->cred, sizeof(hc->cred));
     hc->cred_len = 0;
     wipe(&hc->keys, sizeof(hc->keys));
@@ -394,7 +261,8 @@ static char *
 array_literal(char *const *args, int nargs)
 {
     struct pc_buf b;
-    pc_buf_init(&b, (size_t)MAX_ARGS * (ARG_MAX * 2 + 8) + 16);
+    /* Arguments are at most 1 KiB each, doubled by escaping. */
+    pc_buf_init(&b, (size_t)PC_HTTP_MAX_ARGS * (1024 * 2 + 8) + 16);
     int rc = pc_buf_append_str(&b, "{");
     for (int i = 0; rc == 0 && i < nargs; i++) {
         if (i > 0) {
@@ -500,7 +368,7 @@ op_done(struct hconn *hc, PGresult *res)
     if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
         text = PQgetvalue(res, 0, 0);
     }
-    respond(hc, hc->route->status, text);
+    respond(hc, hc->req.status, text);
 }
 
 /* ------------------------------------------------- the thread pool */
@@ -512,7 +380,7 @@ derive_work(uv_work_t *w)
     unsigned char salt[SALT_LEN];
 
     hc->work_ok = getrandom(salt, sizeof(salt), 0) == (ssize_t)sizeof(salt)
-                  && pc_auth_derive(hc->pass, hc->pass_len, salt,
+                  && pc_auth_derive(hc->req.pass, hc->req.pass_len, salt,
                                     sizeof(salt), hc->h->cfg.iterations,
                                     &hc->keys) == 0;
 }
@@ -549,36 +417,36 @@ derive_after(uv_work_t *w, int status)
     if (!step_done(hc)) {
         return;
     }
-    wipe(hc->pass, sizeof(hc->pass));
+    wipe(hc->req.pass, sizeof(hc->req.pass));
     if (status < 0 || !hc->work_ok) {
         respond_error(hc, status < 0 ? 503 : 500,
                       "cannot derive the password's keys", NULL);
         return;
     }
     (void)snprintf(iter, sizeof(iter), "%u", (unsigned)hc->keys.iterations);
-    int k = hc->key_arg;
-    if (k < 0 || k + 4 > MAX_ARGS) {
+    int k = hc->req.key_arg;
+    if (k < 0 || k + 4 > PC_HTTP_MAX_ARGS) {
         respond_error(hc, 500, "internal error", NULL);
         return;
     }
-    hc->args[k] = strdup(iter);
-    hc->args[k + 1] = hex_arg(hc->keys.salt, hc->keys.salt_len);
-    hc->args[k + 2] = hex_arg(hc->keys.stored_key, PC_AUTH_KEY_LEN);
-    hc->args[k + 3] = hex_arg(hc->keys.server_key, PC_AUTH_KEY_LEN);
+    hc->req.args[k] = strdup(iter);
+    hc->req.args[k + 1] = hex_arg(hc->keys.salt, hc->keys.salt_len);
+    hc->req.args[k + 2] = hex_arg(hc->keys.stored_key, PC_AUTH_KEY_LEN);
+    hc->req.args[k + 3] = hex_arg(hc->keys.server_key, PC_AUTH_KEY_LEN);
     wipe(&hc->keys, sizeof(hc->keys));
     for (int i = 0; i < 4; i++) {
-        if (hc->args[k + i] == NULL) {
+        if (hc->req.args[k + i] == NULL) {
             respond_error(hc, 500, "out of memory", NULL);
             return;
         }
     }
-    call(hc, hc->actor, hc->route->op, hc->args, hc->nargs, op_done);
+    call(hc, hc->actor, hc->req.op, hc->req.args, hc->req.nargs, op_done);
 }
 
 static void
 run_op(struct hconn *hc)
 {
-    if (hc->derive) {
+    if (hc->req.derive) {
         hc->work.data = hc;
         if (uv_queue_work(hc->h->loop, &hc->work, derive_work, derive_after)
             < 0) {
@@ -588,7 +456,7 @@ run_op(struct hconn *hc)
         hc->busy = true;
         return;
     }
-    call(hc, hc->actor, hc->route->op, hc->args, hc->nargs, op_done);
+    call(hc, hc->actor, hc->req.op, hc->req.args, hc->req.nargs, op_done);
 }
 
 static void
@@ -665,248 +533,9 @@ auth_done(struct hconn *hc, PGresult *res)
     hc->busy = true;
 }
 
-/* --------------------------------------------------- a whole request */
-
-static int
-add_arg(struct hconn *hc, const char *s, size_t len)
-{
-    if (hc->nargs == MAX_ARGS) {
-        return -1;
-    }
-    if (s == NULL) {
-        hc->args[hc->nargs++] = NULL;
-        return 0;
-    }
-    char *copy = strndup(s, len);
-    if (copy == NULL) {
-        return -1;
-    }
-    hc->args[hc->nargs++] = copy;
-    return 0;
-}
-
-/* A JSON value as an argument: strings as they are, true/false, numbers
- * as text, null as NULL. Returns 0 or -1 (objects, arrays, too long). */
-static int
-add_json_arg(struct hconn *hc, json_t *v)
-{
-    char num[64];
-
-    if (v == NULL || json_is_null(v)) {
-        return add_arg(hc, NULL, 0);
-    }
-    if (json_is_string(v)) {
-        if (json_string_length(v) > ARG_MAX
-            || strlen(json_string_value(v)) != json_string_length(v)) {
-            return -1;
-        }
-        return add_arg(hc, json_string_value(v), json_string_length(v));
-    }
-    if (json_is_boolean(v)) {
-        return add_arg(hc, json_is_true(v) ? "true" : "false",
-                       json_is_true(v) ? 4 : 5);
-    }
-    if (json_is_integer(v)) {
-        int n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
-                         json_integer_value(v));
-        return add_arg(hc, num, (size_t)n);
-    }
-    return -1;
-}
-
-/* Matches the path (after the prefix) against the routes, collecting the
- * "*" segments as arguments. Returns the route, or NULL with *status set
- * (404 no such path, 405 path known but not with this method). */
-static const struct route *
-route_match(struct hconn *hc, const char *path, size_t len, int *status)
-{
-    const char *seg[6];
-    size_t seglen[6];
-    int nseg = 0;
-    size_t i = 0;
-
-    *status = 404;
-    while (i < len) {
-        size_t j = i;
-        while (j < len && path[j] != '/') {
-            j++;
-        }
-        if (nseg == 6 || j == i) {
-            return NULL; /* too deep, or an empty segment */
-        }
-        seg[nseg] = path + i;
-        seglen[nseg++] = j - i;
-        i = j + 1;
-        if (j + 1 == len) {
-            break; /* one trailing slash is tolerated */
-        }
-    }
-    for (size_t r = 0; r < NROUTES; r++) {
-        const struct route *rt = &routes[r];
-        int n = 0;
-        bool match = true;
-        while (n < 5 && rt->path[n] != NULL) {
-            n++;
-        }
-        if (n != nseg) {
-            continue;
-        }
-        for (int s = 0; s < n && match; s++) {
-            match = strcmp(rt->path[s], "*") == 0
-                    || (strlen(rt->path[s]) == seglen[s]
-                        && memcmp(rt->path[s], seg[s], seglen[s]) == 0);
-        }
-        if (!match) {
-            continue;
-        }
-        if (rt->method != (enum http_method)hc->parser.method) {
-            *status = 405;
-            continue;
-        }
-        for (int s = 0; s < n; s++) {
-            if (strcmp(rt->path[s], "*") != 0) {
-                continue;
-            }
-            char arg[ARG_MAX + 2];
-            int k = pc_http_unescape(seg[s], seglen[s], arg + 1, ARG_MAX);
-            if (k < 0) {
-                *status = 400;
-                return NULL;
-            }
-            /* A room may be named without its '#' (%23) in a URL. */
-            char *a = arg + 1;
-            if (s == 1 && strcmp(rt->path[0], "rooms") == 0 && a[0] != '#') {
-                arg[0] = '#';
-                a = arg;
-                k++;
-            }
-            if (add_arg(hc, a, (size_t)k) < 0) {
-                *status = 400;
-                return NULL;
-            }
-        }
-        return rt;
-    }
-    return NULL;
-}
-
-/* Finds name=value in a query string and unescapes it into out. */
-static bool
-query_param(const char *q, size_t len, const char *name, char *out,
-            size_t cap)
-{
-    size_t nlen = strlen(name);
-    size_t i = 0;
-    while (i < len) {
-        size_t j = i;
-        while (j < len && q[j] != '&') {
-            j++;
-        }
-        if (j - i > nlen && memcmp(q + i, name, nlen) == 0
-            && q[i + nlen] == '=') {
-            return pc_http_unescape(q + i + nlen + 1, j - i - nlen - 1, out,
-                                    cap)
-                   >= 0;
-        }
-        i = j + 1;
-    }
-    return false;
-}
-
-/* The body's fields or pairs as arguments. Returns 0, or an HTTP status
- * with *why set. */
-static int
-body_args(struct hconn *hc, const struct route *rt, const char **why)
-{
-    json_error_t jerr;
-    json_t *j = NULL;
-    int status = 0;
-
-    if (rt->body == BODY_NONE) {
-        return 0;
-    }
-    if (hc->body.len == 0) {
-        *why = "a JSON object is required in the body";
-        return 400;
-    }
-    j = json_loadb(hc->body.data, hc->body.len, JSON_REJECT_DUPLICATES,
-                   &jerr);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        *why = "the body is not a JSON object";
-        return 400;
-    }
-    const char *key;
-    json_t *v;
-    if (rt->body == BODY_PAIRS) {
-        if (json_object_size(j) == 0) {
-            *why = "nothing to change";
-            status = 400;
-        }
-        json_object_foreach (j, key, v) {
-            if (status == 0
-                && (add_arg(hc, key, strlen(key)) < 0
-                    || add_json_arg(hc, v) < 0)) {
-                *why = "a value must be a string, a number, true, false or "
-                       "null (and not too long), and at most 7 keys";
-                status = 400;
-            }
-        }
-        json_decref(j);
-        return status;
-    }
-    json_object_foreach (j, key, v) {
-        bool known = false;
-        for (int f = 0; f < 6 && rt->fields[f]; f++) {
-            known = known || strcmp(rt->fields[f], key) == 0;
-        }
-        if (!known) {
-            *why = "unknown field in the body";
-            json_decref(j);
-            return 400;
-        }
-    }
-    for (int f = 0; f < 6 && rt->fields[f] && status == 0; f++) {
-        v = json_object_get(j, rt->fields[f]);
-        if (strcmp(rt->fields[f], "password") != 0) {
-            if (add_json_arg(hc, v) < 0) {
-                *why = "a field must be a string, a number, true, false or "
-                       "null";
-                status = 400;
-            }
-            continue;
-        }
-        hc->key_arg = hc->nargs;
-        for (int k = 0; k < 4; k++) {
-            (void)add_arg(hc, NULL, 0);
-        }
-        if (v == NULL || json_is_null(v)) {
-            if (strcmp(rt->op, "account_set_keys") == 0) {
-                *why = "password is required";
-                status = 400;
-            }
-            continue;
-        }
-        if (!json_is_string(v) || json_string_length(v) == 0
-            || json_string_length(v) > PC_AUTH_PASS_MAX
-            || strlen(json_string_value(v)) != json_string_length(v)) {
-            *why = "password: a string of 1 to 256 bytes";
-            status = 400;
-            continue;
-        }
-        memcpy(hc->pass, json_string_value(v), json_string_length(v));
-        hc->pass_len = json_string_length(v);
-        hc->derive = true;
-    }
-    json_decref(j);
-    return status;
-}
-
 static void
 handle_request(struct hconn *hc)
 {
-    struct http_parser_url u;
-    int status = 0;
     const char *why = NULL;
 
     if (hc->bad) {
@@ -914,43 +543,8 @@ handle_request(struct hconn *hc)
         respond_error(hc, hc->bad_status, hc->bad_text, NULL);
         return;
     }
-    http_parser_url_init(&u);
-    if (http_parser_parse_url(hc->url, hc->url_len, 0, &u) != 0
-        || !(u.field_set & (1 << UF_PATH))) {
-        respond_error(hc, 400, "bad request target", NULL);
-        return;
-    }
-    const char *path = hc->url + u.field_data[UF_PATH].off;
-    size_t plen = u.field_data[UF_PATH].len;
-    size_t pre = strlen(API_PREFIX);
-    if (plen <= pre || memcmp(path, API_PREFIX, pre) != 0) {
-        respond_error(hc, 404, "no such endpoint (the API is under /api/v1/)",
-                      NULL);
-        return;
-    }
-    const struct route *rt = route_match(hc, path + pre, plen - pre, &status);
-    if (rt == NULL) {
-        respond_error(hc, status,
-                      status == 405 ? "method not allowed here"
-                      : status == 400 ? "bad escape in the path"
-                                      : "no such endpoint",
-                      NULL);
-        return;
-    }
-    hc->route = rt;
-    if (rt->query != NULL) {
-        char value[ARG_MAX + 1];
-        bool found = (u.field_set & (1 << UF_QUERY))
-                     && query_param(hc->url + u.field_data[UF_QUERY].off,
-                                    u.field_data[UF_QUERY].len, rt->query,
-                                    value, sizeof(value));
-        if (!found || add_arg(hc, value, strlen(value)) < 0) {
-            respond_error(hc, 400, "the before= query parameter (a date) is "
-                                   "required", NULL);
-            return;
-        }
-    }
-    status = body_args(hc, rt, &why);
+    int status = pc_http_route(hc->parser.method, hc->url, hc->url_len,
+                               hc->body.data, hc->body.len, &hc->req, &why);
     if (status != 0) {
         respond_error(hc, status, why, NULL);
         return;
@@ -1236,7 +830,7 @@ on_accept(struct pc_listener *l, struct pc_conn *c, void *arg)
     }
     hc->h = h;
     hc->conn = c;
-    hc->key_arg = -1;
+    hc->req.key_arg = -1;
     http_parser_init(&hc->parser, HTTP_REQUEST);
     hc->parser.data = hc;
     pc_buf_init(&hc->body, h->cfg.max_body);

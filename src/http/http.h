@@ -8,11 +8,13 @@
 #ifndef PC_HTTP_HTTP_H
 #define PC_HTTP_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 #include <openssl/ssl.h>
 
+#include "auth/auth.h"
 #include "net/net.h"
 #include "store/store.h"
 
@@ -36,6 +38,34 @@ int pc_http_port(const struct pc_http *h);
  * once the last connection and the last request in flight are gone. Call
  * before the store is closed (its cancelled queries come back here). */
 void pc_http_stop(struct pc_http *h);
+
+/* One request, routed (route.c, pure): the operation of pchat_admin_call,
+ * the status of its success, and its arguments (path segments, the
+ * query's before=, the body's fields; NULL elements are SQL NULL). A body
+ * field "password" reserves four arguments at key_arg for the SCRAM keys
+ * pchatd derives from pass (derive true when one was given). */
+#define PC_HTTP_MAX_ARGS 16
+
+struct pc_http_req {
+    const char *op;
+    int status;
+    char *args[PC_HTTP_MAX_ARGS];
+    int nargs;
+    int key_arg;
+    bool derive;
+    char pass[PC_AUTH_PASS_MAX + 1];
+    size_t pass_len;
+};
+
+/* Routes a request: method is http_parser's enum http_method, url the
+ * request target, body the whole body (may be empty). Returns 0 with req
+ * filled, or an HTTP status (400, 404, 405) with *why set. req must start
+ * zeroed (or cleared) and be cleared after use. */
+int pc_http_route(int method, const char *url, size_t url_len,
+                  const char *body, size_t body_len, struct pc_http_req *req,
+                  const char **why);
+/* Frees the arguments and wipes the password. */
+void pc_http_req_clear(struct pc_http_req *req);
 
 /* Percent-decodes len bytes of s into out (cap bytes, NUL-terminated).
  * Returns the length, or -1 for a bad escape, a NUL byte or no room. */
