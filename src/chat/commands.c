@@ -460,6 +460,7 @@ visible_room(struct pc_session *s, const char *name, struct pc_rights *rt)
 struct create_ctx {
     struct pc_chat *chat;
     char folded[PC_CHAN_MAX + 1];
+    int64_t creator; /* account id, 0 if not logged in */
 };
 
 /* Everyone waiting for the room joins now, or hears why not; refused: the
@@ -501,13 +502,21 @@ room_created(void *arg, int status, PGresult *res)
     struct pc_chat *c = cc->chat;
     struct pc_room *r = pc_map_get(&c->rooms, cc->folded);
 
-    free(cc);
     if (r == NULL) {
+        free(cc);
         return;
     }
     if (status == 0 && PQntuples(res) == 1) {
         (void)pc_room_from_row(c, res, 0);
+        /* Our insert made the creator its manager: known now, before the
+         * reload its NOTIFY brings. */
+        if (r->loaded && cc->creator != 0 && PQnfields(res) > 14
+            && strcmp(PQgetvalue(res, 0, 14), "t") == 0) {
+            (void)pc_prin_list_add(&r->role_managers, PC_PRIN_ACCOUNT,
+                                   cc->creator);
+        }
     }
+    free(cc);
     if (r->loaded && !pc_acl_loaded(c)) {
         return; /* the policy is not known yet: acl.c lets them in */
     }
@@ -566,6 +575,7 @@ join_one(struct pc_session *s, const char *name, const char *key,
             return true;
         }
         cc->chat = c;
+        cc->creator = s->account_id;
         (void)snprintf(cc->folded, sizeof(cc->folded), "%s", folded);
         if (pc_store_query(c->store, PC_STMT_ROOM_CREATE_AS, params, 4,
                            pc_now_ms() + c->conf->db_post_timeout_ms,

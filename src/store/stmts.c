@@ -96,8 +96,9 @@ const struct pc_stmt_def pc_stmts[PC_STMT_COUNT] = {
         " account_id) SELECT id, 'manager', 'account', $3::bigint FROM ins"
         " WHERE $3::bigint IS NOT NULL),"
         " n AS (SELECT pg_notify('pchat_acl', 'room ' || id) FROM ins)"
-        " SELECT ins.* FROM ins, n"
-        " UNION ALL SELECT " ROOM_COLUMNS " FROM rooms WHERE name_folded = $2"
+        " SELECT ins.*, true FROM ins, n"
+        " UNION ALL SELECT " ROOM_COLUMNS ", false FROM rooms"
+        " WHERE name_folded = $2"
         " AND NOT EXISTS (SELECT 1 FROM ins)", 4},
     [PC_STMT_ACL_LOAD] = {
         /* One snapshot of everything the policy needs besides the rooms'

@@ -18,8 +18,9 @@ enum pc_stmt {
     PC_STMT_HIST_TARGETS,   /* (from_ms, to_ms, limit) -> room, latest at */
     /* Room model (chat/acl.c). */
     PC_STMT_ROOM_CREATE_AS, /* (name, folded, account id or NULL, admin)
-                               -> row, none if it may not be created; the
-                               account becomes the room's manager */
+                               -> row + inserted, none if it may not be
+                               created; the account becomes the room's
+                               manager */
     PC_STMT_ACL_LOAD,       /* () -> (tag, a, b, role, kind): categories,
                                principals, group memberships */
     PC_STMT_ADM_ROOM_SHOW,  /* (actor, room) -> json text */

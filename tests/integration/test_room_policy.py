@@ -11,6 +11,7 @@ import pytest
 
 from accounts import create_account, login_and_register
 from conftest import Server
+from test_pool import corosync, pool  # noqa: F401 (fixtures)
 
 PASSWORD = "pw-for-tests"
 CAPS = ("echo-message", "batch", "server-time")
@@ -487,3 +488,31 @@ def test_history_follows_the_category(world):
     ref = m.params[0][1:]
     lines = boss.collect_until(lambda m: m.command == "BATCH" and m.params[0] == "-" + ref)
     assert "not for later" in [x.params[1] for x in lines if x.command == "PRIVMSG"]
+
+
+def test_pool_creation_and_changes_reach_every_node(pool):
+    """In a pool, a room created by JOIN on one node has its manager on the
+    other, and a change made on one node parts the other node's users
+    (each node hears NOTIFY pchat_acl from the database)."""
+    a, b = pool
+    create_account(a, "cre", PASSWORD)
+    create_account(a, "out", PASSWORD)
+    cre = Client_login(a, "cre")
+    out = Client_login(b, "out")
+    cre.join("#pooled")
+    cre.send("NAMES #pooled")
+    assert "@cre" in cre.expect("353").params[-1].split()
+    out.join("#pooled")
+    out.send("NAMES #pooled")
+    assert set(out.expect("353").params[-1].split()) == {"@cre", "out"}
+    cre.send("ROOM #pooled SET privacy closed")
+    m = cre.expect(lambda m: m.command in ("NOTE", "FAIL", "482"))
+    assert m.command == "NOTE" and m.params[1] == "OK", m
+    parted(out, "#pooled", "You may no longer be in this room")
+    out.send("JOIN #pooled")
+    assert out.expect(lambda m: m.command in ("366", "403", "473")).command == "473"
+    cre.expect(lambda m: m.command == "PART" and m.nick == "out")
+
+
+def Client_login(server, account):
+    return login(server, account)
