@@ -183,9 +183,35 @@ post_send_batch(struct pc_chat *c)
     c->batches_in_flight++;
 }
 
+/* Refuses the posts still queued here past their deadline: while the
+ * batches at the database are stuck (a COMMIT waiting for a missing mirror,
+ * writes held, outcomes being resolved), nothing else would. Posts with an
+ * unknown outcome (deadline 0) stay. Called on each kick and each second
+ * from the sweep. */
+static void
+post_expire(struct pc_chat *c)
+{
+    uint64_t now = pc_now_ms();
+    struct pc_post **pp = &c->posts;
+
+    while (*pp != NULL) {
+        struct pc_post *p = *pp;
+        if (p->deadline_ms == 0 || p->deadline_ms > now) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        c->nposts--;
+        post_fail(c, p, "TEMPORARILY_UNAVAILABLE",
+                  "The message store is unavailable, message not sent");
+    }
+    c->posts_tail = pp;
+}
+
 void
 pc_post_kick(struct pc_chat *c)
 {
+    post_expire(c);
     while (c->posts != NULL && c->batches_in_flight < POST_MAX_IN_FLIGHT) {
         post_send_batch(c);
     }

@@ -752,6 +752,11 @@ sweep_tick(uv_timer_t *t)
     size_t pos = 0;
     struct pc_session *s;
 
+    /* Posts queued behind stuck batches still time out. (Not while
+     * shutting down: the kick may then end the drain.) */
+    if (!c->shutting_down) {
+        pc_post_kick(c);
+    }
     /* Handshakes and bursts leave freed memory in malloc's arenas; give it
      * back once things are quiet, so idle memory is what idle clients use. */
     if (c->nsessions != c->swept_sessions) {

@@ -38,6 +38,7 @@ struct pc_worker {
     int noverrides;
     struct pc_net *net;
     struct pc_store *store;
+    struct pc_mirror *mirror; /* watches the synchronous standby */
     struct pc_bus *bus;
     struct pc_chat *chat;
     struct pc_http *http; /* the administration API, if admin.listen */
@@ -273,7 +274,9 @@ control_status(void *arg, struct pc_buf *out)
     (void)pc_buf_printf(out,
                         "version=%s\npid=%ld\nrole=%s\nserving=%s\n"
                         "quorate=%s\nbus=%s\nnode=%u\ndatabase=%s\n"
-                        "clients=%" PRIu64 "\ndraining=%s\n",
+                        "clients=%" PRIu64 "\ndraining=%s\n"
+                        "mirror=%s\nmirror_policy=%s\n"
+                        "mirror_async_switches=%" PRIu64 "\n",
                         PACKAGE_VERSION, (long)getpid(),
                         w->active ? "active" : "standby",
                         w->nlisteners > 0 ? "yes" : "no",
@@ -281,7 +284,12 @@ control_status(void *arg, struct pc_buf *out)
                         (unsigned)PC_BUS_NODE(pc_bus_node_id(w->bus)),
                         pc_store_state_name(pc_store_state(w->store)),
                         pc_chat_sessions(w->chat),
-                        w->draining ? "yes" : "no");
+                        w->draining ? "yes" : "no",
+                        w->mirror ? pc_mirror_state_name(
+                                        pc_mirror_state(w->mirror))
+                                  : "-",
+                        w->conf.db_mirror_policy,
+                        w->mirror ? pc_mirror_async_switches(w->mirror) : 0);
 }
 
 static const struct pc_control_ops control_ops = {
@@ -340,6 +348,11 @@ close_all(struct pc_worker *w)
     }
     uv_close((uv_handle_t *)&w->pass, NULL);
     uv_close((uv_handle_t *)&w->before, NULL);
+    /* The mirror watcher holds the store's writes: it goes first. */
+    if (w->mirror != NULL) {
+        pc_mirror_close(w->mirror, NULL, NULL);
+        w->mirror = NULL;
+    }
     /* The store first: its last callbacks still reach the chat service. */
     if (w->store != NULL) {
         pc_store_close(w->store, NULL, NULL);
@@ -489,6 +502,7 @@ start_admin(struct pc_worker *w)
         .max_conns = c->admin_max_conns,
         .query_timeout_ms = c->db_post_timeout_ms,
         .iterations = c->auth_pbkdf2_iterations,
+        .idle_timeout_ms = c->admin_idle_timeout_ms,
     };
     rc = pc_http_start(&w->http, &w->loop, w->net, w->store, &hcfg);
     SSL_CTX_free(tls); /* the listener holds its own reference */
@@ -519,6 +533,17 @@ start_worker(struct pc_worker *w, bool standby)
 
     if (rc == 0) {
         rc = pc_store_new(&w->store, &w->loop, &scfg, store_state, w);
+    }
+    if (rc == 0) {
+        struct pc_mirror_cfg mcfg = {
+            .store = scfg,
+            .timeout_ms = w->conf.db_mirror_timeout_ms,
+            .check_ms = w->conf.db_mirror_check_ms,
+        };
+        rc = pc_mirror_parse_policy(w->conf.db_mirror_policy, &mcfg.policy);
+        if (rc == 0) {
+            rc = pc_mirror_new(&w->mirror, &w->loop, &mcfg, w->store);
+        }
     }
     if (rc == 0) {
         rc = pc_chat_new(&w->chat, &w->loop, &w->conf, w->store);
@@ -580,6 +605,7 @@ start_worker(struct pc_worker *w, bool standby)
     (void)uv_signal_start(&w->sig_int, on_terminate, SIGINT);
     (void)uv_signal_start(&w->sig_hup, on_reload, SIGHUP);
     (void)pc_store_start(w->store);
+    (void)pc_mirror_start(w->mirror);
     pc_log(PC_LOG_NOTICE, "main", "pchatd %s started server=%s bus=%s role=%s",
            PACKAGE_VERSION, w->conf.server_name, pc_bus_backend(w->bus),
            w->active ? "active" : "standby");

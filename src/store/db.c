@@ -40,6 +40,7 @@ struct store_query {
     struct store_query *next;
     enum query_kind kind;
     enum pc_stmt stmt;
+    const char *sql; /* unprepared text (pc_store_query_sql), else stmt */
     int nparams;
     char **params;
     uint64_t deadline_ms;
@@ -68,6 +69,8 @@ struct pc_store {
     uv_timer_t tick;       /* deadlines of waiting queries */
     uv_prepare_t kick;     /* sends what pc_store_query() queued */
     uint32_t backoff_ms;
+    bool writes_held;             /* pc_store_hold_writes() */
+    bool writes[PC_STMT_COUNT];   /* statements that may write */
     struct store_query *wait_head, **wait_tail;
     struct store_query *fly_head, **fly_tail;
     unsigned nfly;
@@ -621,21 +624,32 @@ store_pump(struct pc_store *s)
         && s->nfly < s->cfg.max_in_flight) {
         expired = take_expired(s);
     }
-    while (s->state == PC_STORE_READY && s->wait_head != NULL
+    /* While writes are held, they keep their place and reads go past. */
+    struct store_query **pp = &s->wait_head;
+    while (s->state == PC_STORE_READY && *pp != NULL
            && s->nfly < s->cfg.max_in_flight) {
-        struct store_query *q = s->wait_head;
-        s->wait_head = q->next;
-        if (s->wait_head == NULL) {
-            s->wait_tail = &s->wait_head;
+        struct store_query *q = *pp;
+        if (s->writes_held && q->sql == NULL && s->writes[q->stmt]) {
+            pp = &q->next;
+            continue;
         }
-        if (!PQsendQueryPrepared(s->conn, pc_stmts[q->stmt].name, q->nparams,
-                                 (const char *const *)q->params, NULL, NULL,
-                                 0)
-            || !PQpipelineSync(s->conn)) {
+        *pp = q->next;
+        if (*pp == NULL) {
+            s->wait_tail = pp;
+        }
+        int sent = q->sql != NULL
+                       ? PQsendQueryParams(s->conn, q->sql, q->nparams, NULL,
+                                           (const char *const *)q->params,
+                                           NULL, NULL, 0)
+                       : PQsendQueryPrepared(s->conn, pc_stmts[q->stmt].name,
+                                             q->nparams,
+                                             (const char *const *)q->params,
+                                             NULL, NULL, 0);
+        if (!sent || !PQpipelineSync(s->conn)) {
             /* Not sent, or sent without its sync, which the server never
              * commits: put it back and treat the connection as lost. */
-            q->next = s->wait_head;
-            s->wait_head = q;
+            q->next = *pp;
+            *pp = q;
             if (q->next == NULL) {
                 s->wait_tail = &q->next;
             }
@@ -763,6 +777,31 @@ on_tick(uv_timer_t *t)
 
 /* API. */
 
+/* A statement that may write waits for the mirror's confirmation at COMMIT
+ * (PostgreSQL makes only transactions that wrote wait), so it is held while
+ * the mirror is missing. Judged from the text, erring towards "writes":
+ * data-changing commands, and the functions that change data. */
+static bool
+stmt_may_write(const char *sql)
+{
+    static const char *const words[] = {
+        "insert ", "update ", "delete ", "alter ",  "pg_notify",
+        "pchat_post", "pchat_admin", "setval", "nextval", NULL};
+    char low[4096];
+    size_t n = 0;
+
+    for (const char *p = sql; *p != '\0' && n + 1 < sizeof(low); p++) {
+        low[n++] = (char)((*p >= 'A' && *p <= 'Z') ? *p + ('a' - 'A') : *p);
+    }
+    low[n] = '\0';
+    for (int i = 0; words[i] != NULL; i++) {
+        if (strstr(low, words[i]) != NULL) {
+            return true;
+        }
+    }
+    return n + 1 >= sizeof(low); /* too long to judge */
+}
+
 int
 pc_store_new(struct pc_store **out, uv_loop_t *loop,
              const struct pc_store_cfg *cfg, pc_store_state_cb state_cb,
@@ -795,6 +834,9 @@ pc_store_new(struct pc_store **out, uv_loop_t *loop,
     s->state_cb = state_cb;
     s->state_arg = state_arg;
     s->state = PC_STORE_DISCONNECTED;
+    for (int i = 0; i < PC_STMT_COUNT; i++) {
+        s->writes[i] = stmt_may_write(pc_stmts[i].sql);
+    }
     s->wait_tail = &s->wait_head;
     s->fly_tail = &s->fly_head;
     (void)uv_timer_init(loop, &s->conn_timer);
@@ -817,20 +859,18 @@ pc_store_start(struct pc_store *s)
     return 0;
 }
 
-int
-pc_store_query(struct pc_store *s, enum pc_stmt stmt,
-               const char *const *params, int nparams, uint64_t deadline_ms,
-               pc_store_cb cb, void *arg)
+static int
+queue_query(struct pc_store *s, enum pc_stmt stmt, const char *sql,
+            const char *const *params, int nparams, uint64_t deadline_ms,
+            pc_store_cb cb, void *arg)
 {
-    if (s->closing || (unsigned)stmt >= PC_STMT_COUNT) {
-        return PC_ECANCELED;
-    }
     struct store_query *q = calloc(1, sizeof(*q));
     if (q == NULL) {
         return -ENOMEM;
     }
     q->kind = Q_EXEC;
     q->stmt = stmt;
+    q->sql = sql;
     q->deadline_ms = deadline_ms;
     q->cb = cb;
     q->arg = arg;
@@ -880,6 +920,47 @@ pc_store_listen(struct pc_store *s, const char *channel,
     s->notify_cb = cb;
     s->notify_arg = arg;
     return 0;
+}
+
+int
+pc_store_query(struct pc_store *s, enum pc_stmt stmt,
+               const char *const *params, int nparams, uint64_t deadline_ms,
+               pc_store_cb cb, void *arg)
+{
+    if (s->closing || (unsigned)stmt >= PC_STMT_COUNT) {
+        return PC_ECANCELED;
+    }
+    return queue_query(s, stmt, NULL, params, nparams, deadline_ms, cb, arg);
+}
+
+int
+pc_store_query_sql(struct pc_store *s, const char *sql,
+                   const char *const *params, int nparams,
+                   uint64_t deadline_ms, pc_store_cb cb, void *arg)
+{
+    if (s->closing || sql == NULL) {
+        return PC_ECANCELED;
+    }
+    return queue_query(s, PC_STMT_COUNT, sql, params, nparams, deadline_ms,
+                       cb, arg);
+}
+
+void
+pc_store_hold_writes(struct pc_store *s, bool hold)
+{
+    if (s->writes_held == hold) {
+        return;
+    }
+    s->writes_held = hold;
+    if (!hold && s->state == PC_STORE_READY && s->wait_head != NULL) {
+        (void)uv_prepare_start(&s->kick, on_kick);
+    }
+}
+
+bool
+pc_store_writes_held(const struct pc_store *s)
+{
+    return s->writes_held;
 }
 
 enum pc_store_state

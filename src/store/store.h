@@ -58,6 +58,16 @@ int pc_store_start(struct pc_store *s);
 int pc_store_query(struct pc_store *s, enum pc_stmt stmt,
                    const char *const *params, int nparams,
                    uint64_t deadline_ms, pc_store_cb cb, void *arg);
+/* The same for an unprepared statement; sql is not copied (a string
+ * constant). For the store's own monitoring (mirror.c). */
+int pc_store_query_sql(struct pc_store *s, const char *sql,
+                       const char *const *params, int nparams,
+                       uint64_t deadline_ms, pc_store_cb cb, void *arg);
+/* While held, the statements that may write (and so would wait for the
+ * mirror at COMMIT) stay queued in order, their deadlines running; reads
+ * are sent past them. */
+void pc_store_hold_writes(struct pc_store *s, bool hold);
+bool pc_store_writes_held(const struct pc_store *s);
 /* LISTEN: told of each NOTIFY on `channel` (payload may be ""), from the
  * loop, never from inside a store call. The LISTEN is issued again on every
  * (re)connection, before the store reports READY; notifications sent while
@@ -79,6 +89,53 @@ const char *pc_store_server(const struct pc_store *s);
  * inside any of the store's callbacks; a second call does nothing. */
 void pc_store_close(struct pc_store *s, void (*done_cb)(void *),
                     void *done_arg);
+
+/* The mirror watcher (mirror.c): a second connection that reads, every
+ * check_ms, whether a COMMIT on the primary would wait for a synchronous
+ * standby that is not there. While it would (or until the first answer after
+ * a reconnection), the store's writes are held, so that posts are refused
+ * at their deadline instead of hanging in COMMIT. With the availability
+ * policy, once the mirror has been missing for timeout_ms, it switches the
+ * primary to asynchronous commit (ALTER SYSTEM SET
+ * synchronous_standby_names = ''; pg_reload_conf()), and back (ALTER SYSTEM
+ * RESET) once a standby streams again. */
+enum pc_mirror_policy {
+    PC_MIRROR_DURABILITY,   /* never acknowledge what one server holds */
+    PC_MIRROR_AVAILABILITY, /* drop to asynchronous after timeout_ms */
+};
+
+enum pc_mirror_state {
+    PC_MIRROR_UNKNOWN, /* not checked yet on this connection: writes held */
+    PC_MIRROR_NONE,    /* no synchronous standby configured (one server) */
+    PC_MIRROR_SYNC,    /* enough synchronous standbys are streaming */
+    PC_MIRROR_MISSING, /* commits would wait: writes held */
+    PC_MIRROR_ASYNC,   /* switched to asynchronous by the availability policy */
+    PC_MIRROR_BLIND,   /* the role may not read pg_stat_replication */
+};
+
+struct pc_mirror;
+
+struct pc_mirror_cfg {
+    struct pc_store_cfg store; /* the watcher's own connection */
+    enum pc_mirror_policy policy;
+    uint32_t timeout_ms; /* availability: missing this long -> async */
+    uint32_t check_ms;   /* interval between checks */
+};
+
+int pc_mirror_new(struct pc_mirror **out, uv_loop_t *loop,
+                  const struct pc_mirror_cfg *cfg, struct pc_store *store);
+int pc_mirror_start(struct pc_mirror *m);
+enum pc_mirror_state pc_mirror_state(const struct pc_mirror *m);
+const char *pc_mirror_state_name(enum pc_mirror_state st);
+const char *pc_mirror_policy_name(enum pc_mirror_policy p);
+/* "durability" or "availability"; returns 0 or PC_ECONFIG. */
+int pc_mirror_parse_policy(const char *name, enum pc_mirror_policy *out);
+/* Switches to asynchronous so far (availability policy). */
+uint64_t pc_mirror_async_switches(const struct pc_mirror *m);
+/* Releases the store's writes, closes the watcher's connection and frees it
+ * once its handles are closed. Call before closing the store. */
+void pc_mirror_close(struct pc_mirror *m, void (*done_cb)(void *),
+                     void *done_arg);
 
 /* Migrations (blocking: for pchatctl and start-up only, never on a loop). */
 

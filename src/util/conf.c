@@ -21,6 +21,7 @@ enum conf_type {
     CT_BOOL,
     CT_LEVEL,   /* log level name */
     CT_BACKEND, /* local | cpg */
+    CT_MIRROR,  /* durability | availability */
     CT_LISTEN,  /* comma-separated host:port list (may be empty) */
 };
 
@@ -72,6 +73,21 @@ static const struct conf_key conf_keys[] = {
      100, 600000, false,
      "How long a post may wait for the database before it is refused with "
      "FAIL TEMPORARILY_UNAVAILABLE."},
+    {"database", "mirror_policy", CT_MIRROR, OFF(db_mirror_policy),
+     "durability", 0, 0, false,
+     "When the synchronous standby is gone: durability (posts are held and "
+     "refused after post_timeout_ms; nothing acknowledged lives on one "
+     "server) or availability (after mirror_timeout_ms the primary is "
+     "switched to asynchronous commit, and back when a standby streams; "
+     "see docs/database.md)."},
+    {"database", "mirror_timeout_ms", CT_UINT, OFF(db_mirror_timeout_ms),
+     "3000", 0, 600000, false,
+     "availability: how long the mirror may be missing before the switch "
+     "to asynchronous commit."},
+    {"database", "mirror_check_ms", CT_UINT, OFF(db_mirror_check_ms), "500",
+     50, 60000, false,
+     "How often a second connection checks that a synchronous standby is "
+     "streaming."},
     {"database", "max_batch", CT_UINT, OFF(db_max_batch), "512", 1, 65536,
      false, "Most posts stored in one transaction (group commit)."},
     {"limits", "nick_len", CT_UINT, OFF(nick_len), "30", 1, 64, false,
@@ -136,6 +152,10 @@ static const struct conf_key conf_keys[] = {
      "Largest request body the administration API accepts (413 beyond)."},
     {"admin", "max_conns", CT_UINT, OFF(admin_max_conns), "64", 1, 10000,
      false, "Administration API connections open at once."},
+    {"admin", "idle_timeout_ms", CT_UINT, OFF(admin_idle_timeout_ms),
+     "30000", 1000, 3600000, false,
+     "An administration API connection that has not completed a request "
+     "this long after it opened or after its last answer is closed."},
 };
 
 #define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -143,6 +163,7 @@ static const struct conf_key conf_keys[] = {
 static const char *const type_names[] = {
     [CT_STRING] = "string", [CT_UINT] = "integer", [CT_BOOL] = "boolean",
     [CT_LEVEL] = "log level", [CT_BACKEND] = "local|cpg",
+    [CT_MIRROR] = "durability|availability",
     [CT_LISTEN] = "address list",
 };
 
@@ -316,6 +337,13 @@ set_value(struct pc_conf *c, const struct conf_key *k, const char *v,
     case CT_BACKEND:
         if (strcmp(v, "local") != 0 && strcmp(v, "cpg") != 0) {
             (void)snprintf(why, whylen, "'%s' is not local or cpg", v);
+            return PC_ECONFIG;
+        }
+        break;
+    case CT_MIRROR:
+        if (strcmp(v, "durability") != 0 && strcmp(v, "availability") != 0) {
+            (void)snprintf(why, whylen, "'%s' is not durability or "
+                           "availability", v);
             return PC_ECONFIG;
         }
         break;

@@ -30,6 +30,9 @@ struct pc_conf {
     uint32_t db_backoff_max_ms;
     uint32_t db_post_timeout_ms; /* how long a post may wait for the DB */
     uint32_t db_max_batch;       /* posts per group commit */
+    char *db_mirror_policy;      /* durability | availability */
+    uint32_t db_mirror_timeout_ms; /* availability: missing -> async */
+    uint32_t db_mirror_check_ms;   /* mirror watcher interval */
     /* [limits] */
     uint32_t nick_len;
     uint32_t channel_len;
@@ -61,6 +64,7 @@ struct pc_conf {
     char *admin_key;             /* empty: tls.key */
     uint32_t admin_max_body;     /* bytes of a request body */
     uint32_t admin_max_conns;    /* connections at once */
+    uint32_t admin_idle_timeout_ms; /* idle or slow connections close */
 };
 
 /* Fills every key with its default. */
