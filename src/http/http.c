@@ -47,6 +47,7 @@ struct hconn {
     int bad_status;
     const char *bad_text;
     struct pc_buf rest; /* input received while busy */
+    uint64_t since_ms;  /* when the request being read could start */
     size_t header_bytes;
     /* The request. */
     char url[URL_MAX + 1];
@@ -77,6 +78,8 @@ struct pc_http {
     struct hconn *conns;
     unsigned nconns;
     bool stopping;
+    uv_timer_t idle_timer; /* closes connections idle for too long */
+    bool timer_open;
     http_parser_settings settings;
 };
 
@@ -194,7 +197,8 @@ respond_error(struct hconn *hc, int status, const char *message,
 static void
 http_maybe_free(struct pc_http *h)
 {
-    if (h->stopping && h->conns == NULL && h->listener == NULL) {
+    if (h->stopping && h->conns == NULL && h->listener == NULL
+        && !h->timer_open) {
         free(h);
     }
 }
@@ -781,6 +785,7 @@ static void
 conn_next(struct hconn *hc)
 {
     hc->state = H_READING;
+    hc->since_ms = pc_now_ms();
     http_parser_pause(&hc->parser, 0);
     if (!hc->pumping) {
         pump(hc);
@@ -830,6 +835,7 @@ on_accept(struct pc_listener *l, struct pc_conn *c, void *arg)
     }
     hc->h = h;
     hc->conn = c;
+    hc->since_ms = pc_now_ms();
     hc->req.key_arg = -1;
     http_parser_init(&hc->parser, HTTP_REQUEST);
     hc->parser.data = hc;
@@ -843,6 +849,35 @@ on_accept(struct pc_listener *l, struct pc_conn *c, void *arg)
     h->nconns++;
     pc_conn_set_sendq_max(c, SENDQ_MAX);
     pc_conn_setup(c, &conn_cbs, hc);
+}
+
+/* A connection that has not completed a request within idle_timeout_ms
+ * (since it opened or since its last answer) is closed: idle keep-alive
+ * connections and slow senders cannot hold the max_conns slots for ever.
+ * Connections waiting for the database or the thread pool are left. */
+static void
+on_idle_timer(uv_timer_t *t)
+{
+    struct pc_http *h = t->data;
+    uint64_t now = pc_now_ms();
+
+    for (struct hconn *hc = h->conns; hc != NULL; hc = hc->next) {
+        if (hc->conn != NULL && hc->state == H_READING
+            && now - hc->since_ms > h->cfg.idle_timeout_ms) {
+            pc_log(PC_LOG_INFO, "http", "closing idle connection conn=%llu "
+                   "peer=%s", (unsigned long long)pc_conn_id(hc->conn),
+                   pc_conn_peer(hc->conn));
+            pc_conn_close(hc->conn);
+        }
+    }
+}
+
+static void
+on_timer_closed(uv_handle_t *handle)
+{
+    struct pc_http *h = handle->data;
+    h->timer_open = false;
+    http_maybe_free(h);
 }
 
 int
@@ -865,12 +900,21 @@ pc_http_start(struct pc_http **out, uv_loop_t *loop, struct pc_net *net,
     h->settings.on_headers_complete = on_headers_complete;
     h->settings.on_body = on_body;
     h->settings.on_message_complete = on_message_complete;
+    if (h->cfg.idle_timeout_ms == 0) {
+        h->cfg.idle_timeout_ms = 30000;
+    }
     int rc = pc_listener_start(net, &h->listener, cfg->host, cfg->port,
                                cfg->tls, on_accept, h);
     if (rc < 0) {
         free(h);
         return rc;
     }
+    (void)uv_timer_init(loop, &h->idle_timer);
+    h->idle_timer.data = h;
+    h->timer_open = true;
+    uint64_t every = h->cfg.idle_timeout_ms / 4 + 1;
+    (void)uv_timer_start(&h->idle_timer, on_idle_timer, every, every);
+    uv_unref((uv_handle_t *)&h->idle_timer);
     *out = h;
     return 0;
 }
@@ -890,6 +934,8 @@ pc_http_stop(struct pc_http *h)
     h->stopping = true;
     pc_listener_stop(h->listener);
     h->listener = NULL;
+    uv_timer_stop(&h->idle_timer);
+    uv_close((uv_handle_t *)&h->idle_timer, on_timer_closed);
     for (struct hconn *hc = h->conns; hc != NULL; hc = hc->next) {
         if (hc->conn != NULL) {
             pc_conn_close(hc->conn);

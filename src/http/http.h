@@ -28,6 +28,8 @@ struct pc_http_cfg {
     unsigned max_conns;     /* connections at once */
     uint32_t query_timeout_ms; /* a request waits this long for the DB */
     uint32_t iterations;    /* PBKDF2 iterations for passwords set here */
+    uint32_t idle_timeout_ms; /* a request must complete within this long
+                                 of the connection or the last answer */
 };
 
 /* Listens; returns 0 or a negative code (the listener's). */

@@ -669,3 +669,37 @@ def test_api_survives_database_outage_and_shutdown(api_model):
     s.stop()  # asserts exit status 0 and no sanitizer report
     api.close()
     idle.close()
+
+
+def test_api_idle_and_slow_connections_are_closed(server_factory):
+    """admin.idle_timeout_ms: an idle keep-alive connection and one that
+    drips a request too slowly are both closed, so max_conns slots come
+    back; a connection waiting on nothing else is never closed mid-answer."""
+    port = free_port()
+    s = server_factory(admin__listen="127.0.0.1:%d" % port,
+                       admin__idle_timeout_ms="1000", admin__max_conns="2")
+    add_account(s, "root", "rootpw", admin=True)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    socks = []
+    for _ in range(2):
+        t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10))
+        t.sendall(b"GET /api/v1/rooms HTTP/1.1\r\nHost: x\r\n")  # never ends
+        socks.append(t)
+    t0 = time.monotonic()
+    for t in socks:
+        assert t.recv(100) == b""  # closed by the server
+        t.close()
+    waited = time.monotonic() - t0
+    assert 0.5 < waited < 5, waited
+    # The slots are free again; a keep-alive connection left idle after an
+    # answer is closed the same way.
+    api = Api(port, "root", "rootpw")
+    assert api.request("GET", "/api/v1/rooms")[0] == 200
+    time.sleep(2)
+    with pytest.raises((http.client.HTTPException, OSError)):
+        api.request("GET", "/api/v1/rooms")
+    api.conn = None
+    assert api.request("GET", "/api/v1/rooms")[0] == 200
+    api.close()
