@@ -36,6 +36,14 @@ struct acl_groups {
     size_t cap;
 };
 
+/* Room ids named by "room <id>" notifications: a room the next reload
+ * does not find was deleted. */
+struct id_set {
+    int64_t *v;
+    size_t n;
+    size_t cap;
+};
+
 struct pc_acl {
     struct pc_map cats;   /* decimal id -> struct acl_cat */
     struct pc_map groups; /* decimal account id -> struct acl_groups */
@@ -43,7 +51,30 @@ struct pc_acl {
     bool loading;
     bool again;
     uint64_t reloads;
+    uint64_t gen;           /* reloads started */
+    struct id_set notified; /* since the last reload started */
+    struct id_set checking; /* by the reload in flight */
 };
+
+static void
+id_set_add(struct id_set *s, int64_t id)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->v[i] == id) {
+            return;
+        }
+    }
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        void *p = realloc(s->v, cap * sizeof(*s->v));
+        if (p == NULL) {
+            return; /* a deletion noticed at the next restart */
+        }
+        s->v = p;
+        s->cap = cap;
+    }
+    s->v[s->n++] = id;
+}
 
 static void
 cat_free(struct acl_cat *k)
@@ -77,8 +108,12 @@ static void
 on_notify(void *arg, const char *channel, const char *payload)
 {
     struct pc_chat *c = arg;
+    long long id;
     pc_log(PC_LOG_DEBUG, "acl", "notified channel=%s payload=%s", channel,
            payload);
+    if (sscanf(payload, "room %lld", &id) == 1) {
+        id_set_add(&c->acl->notified, (int64_t)id);
+    }
     pc_acl_reload(c);
 }
 
@@ -107,6 +142,8 @@ pc_acl_free(struct pc_chat *c)
         return;
     }
     maps_free(&c->acl->cats, &c->acl->groups);
+    free(c->acl->notified.v);
+    free(c->acl->checking.v);
     free(c->acl);
     c->acl = NULL;
 }
@@ -296,10 +333,41 @@ enforce(struct pc_chat *c)
 
 /* Reloading. */
 
+/* A room deleted in the database (pchat_room_delete): its local members
+ * are parted, the others are left to their own nodes, and it is
+ * forgotten, so that its name is free again. */
+static void
+room_gone(struct pc_chat *c, struct pc_room *r)
+{
+    char key[24];
+
+    pc_log(PC_LOG_NOTICE, "acl", "room deleted room=%s id=%" PRId64, r->name,
+           r->id);
+    while (r->nmembers > 0) {
+        struct pc_session *s = r->members[r->nmembers - 1];
+        if (s->member == 0) {
+            pc_room_part(s, r, "Room deleted by an administrator");
+        } else {
+            pc_room_remove_member(r, s);
+        }
+    }
+    r->disabled = true;
+    if (r->waiting != NULL) {
+        return; /* JOINs waiting for it hear 403 when the model loads */
+    }
+    (void)snprintf(key, sizeof(key), "%" PRId64, r->id);
+    if (pc_map_get(&c->rooms_by_id, key) == r) {
+        (void)pc_map_del(&c->rooms_by_id, key);
+    }
+    (void)pc_map_del(&c->rooms, r->folded);
+    pc_room_free(r);
+}
+
 static void
 rooms_cb(void *arg, int status, PGresult *res)
 {
     struct pc_chat *c = arg;
+    struct pc_acl *a = c->acl;
     if (status != 0) {
         return; /* acl_cb hears of it too and logs */
     }
@@ -309,6 +377,9 @@ rooms_cb(void *arg, int status, PGresult *res)
         const char *before = r && r->loaded && r->topic ? r->topic : "";
         char *old = r && r->loaded ? strdup(before) : NULL;
         r = pc_room_from_row(c, res, i);
+        if (r != NULL) {
+            r->acl_mark = a->gen;
+        }
         if (r != NULL && old != NULL && r->topic != NULL
             && strcmp(old, r->topic) != 0) {
             /* Changed in the database: local members hear of it (every
@@ -329,6 +400,16 @@ rooms_cb(void *arg, int status, PGresult *res)
         free(old);
     }
     c->rooms_loaded = true;
+    /* A notified room the database no longer has was deleted. */
+    for (size_t i = 0; i < a->checking.n; i++) {
+        char key[24];
+        (void)snprintf(key, sizeof(key), "%" PRId64, a->checking.v[i]);
+        struct pc_room *r = pc_map_get(&c->rooms_by_id, key);
+        if (r != NULL && r->loaded && r->acl_mark != a->gen) {
+            room_gone(c, r);
+        }
+    }
+    a->checking.n = 0;
 }
 
 static int
@@ -504,6 +585,12 @@ pc_acl_reload(struct pc_chat *c)
         a->again = true;
         return;
     }
+    /* The rooms notified so far are checked by this reload. */
+    for (size_t i = 0; i < a->notified.n; i++) {
+        id_set_add(&a->checking, a->notified.v[i]);
+    }
+    a->notified.n = 0;
+    a->gen++;
     if (pc_store_query(c->store, PC_STMT_ROOM_LIST, NULL, 0, 0, rooms_cb, c)
             < 0
         || pc_store_query(c->store, PC_STMT_ACL_LOAD, NULL, 0, 0, acl_cb, c)

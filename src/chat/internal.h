@@ -153,6 +153,7 @@ struct pc_room {
     struct pc_prin_list role_members;
     struct pc_prin_list role_managers;
     struct pc_prin_list role_presenters;
+    uint64_t acl_mark; /* the last reload whose room list had it */
 };
 
 /* A room message that arrived ahead of its turn (pool only). */

@@ -516,3 +516,18 @@ def test_pool_creation_and_changes_reach_every_node(pool):
 
 def Client_login(server, account):
     return login(server, account)
+
+
+def test_deleted_room_parts_and_is_forgotten(world):
+    server, keeper, clients, sink = world
+    make_room(server, keeper, "#dyn-del")
+    allowed = clients["allowed"]
+    allowed.join("#dyn-del")
+    server.query("SELECT pchat_room_delete(NULL, '#dyn-del')")
+    parted(allowed, "#dyn-del", "Room deleted by an administrator")
+    keeper.send("LIST")
+    assert "#dyn-del" not in [m.params[1] for m in keeper.collect_until(
+        lambda m: m.command == "323") if m.command == "322"]
+    # The name is free again: a JOIN creates a new room (default category).
+    allowed.join("#dyn-del")
+    assert server.query("SELECT category_id FROM rooms WHERE name = '#dyn-del'") == "1"
