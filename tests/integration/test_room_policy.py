@@ -319,7 +319,9 @@ def test_revoke_and_group_changes_part_at_once(world):
     server.query("SELECT pchat_room_grant(NULL, '#dyn-closed', 'member', 'outsider')")
     join_soon(out, "#dyn-closed")
     server.query("SELECT pchat_room_revoke(NULL, '#dyn-closed', 'member', 'outsider')")
+    t0 = time.monotonic()  # psql has returned: committed
     parted(out, "#dyn-closed", "You may no longer be in this room")
+    print("revoke committed -> PART received: %.1f ms" % ((time.monotonic() - t0) * 1000))
     out.send("JOIN #dyn-closed")
     assert out.expect(lambda m: m.command in ("366", "403")).command == "403"
 
