@@ -317,8 +317,11 @@ enforce(struct pc_chat *c)
                 i++; /* another node answers for its own users */
                 continue;
             }
+            unsigned flags = 0;
+            (void)pc_sess_in_room(s, r, &flags);
             pc_acl_rights(c, s, r, &rt);
-            if (!rt.join) {
+            bool guest = (flags & MEMBER_GUEST) && !rt.denied && !r->disabled;
+            if (!rt.join && !guest) {
                 /* Removes r->members[i]: the same index is next. */
                 pc_room_part(s, r, r->disabled
                                        ? "Room disabled by an administrator"

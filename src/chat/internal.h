@@ -61,6 +61,9 @@ enum {
      * an auditorium), not from a MODE: it goes when the role goes. */
     MEMBER_ROLE_OP = 1u << 2,
     MEMBER_ROLE_VOICE = 1u << 3,
+    /* In by a manager's invitation, not by right: a reload keeps them
+     * (unless denied, or the room disabled). */
+    MEMBER_GUEST = 1u << 4,
 };
 
 struct pc_room;

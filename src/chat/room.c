@@ -496,6 +496,9 @@ pc_join_room(struct pc_session *s, struct pc_room *r, const char *key)
         return;
     }
     flags = pc_acl_role_flags(s->chat, s, r);
+    if (!rt.join) {
+        flags |= MEMBER_GUEST;
+    }
     if (volatile_op(r)) {
         flags |= MEMBER_OP;
     }

@@ -533,3 +533,31 @@ def test_deleted_room_parts_and_is_forgotten(world):
     # The name is free again: a JOIN creates a new room (default category).
     allowed.join("#dyn-del")
     assert server.query("SELECT category_id FROM rooms WHERE name = '#dyn-del'") == "1"
+
+
+def test_invited_guest_stays_until_denied(world):
+    """A manager's INVITE lets a non-member into a closed room once; later
+    reloads keep the guest, a deny removes them."""
+    server, keeper, clients, sink = world
+    make_room(server, keeper, "#dyn-guest", privacy="closed")
+    server.query("SELECT pchat_room_grant(NULL, '#dyn-guest', 'manager', 'manager')")
+    mgr, out = clients["manager"], clients["outsider"]
+    join_soon(mgr, "#dyn-guest")
+    out.send("JOIN #dyn-guest")
+    assert out.expect(lambda m: m.command in ("366", "403")).command == "403"
+    mgr.send("INVITE outsider #dyn-guest")
+    mgr.expect("341")
+    out.expect(lambda m: m.command == "INVITE" and m.params[1] == "#dyn-guest")
+    out.join("#dyn-guest")
+    # An unrelated change reloads the model; the guest stays.
+    server.query("SELECT pchat_room_set(NULL, '#dyn-guest', 'topic', 'reloaded')")
+    out.expect(lambda m: m.command == "TOPIC" and m.params == ["#dyn-guest", "reloaded"])
+    time.sleep(0.3)
+    out.send("NAMES #dyn-guest")
+    assert "outsider" in out.expect("353").params[-1].split()
+    # Denied in the category: out at once.
+    server.query("SELECT pchat_category_grant(NULL, 'eng', 'denied', 'outsider')")
+    try:
+        parted(out, "#dyn-guest", "You may no longer be in this room")
+    finally:
+        server.query("SELECT pchat_category_revoke(NULL, 'eng', 'denied', 'outsider')")
