@@ -259,7 +259,7 @@ send_role_mode(struct pc_chat *c, struct pc_room *r, struct pc_session *s,
     int n = snprintf(line, sizeof(line), ":%s MODE %s %c%c %s\r\n",
                      pc_server_name(c), r->name, plus ? '+' : '-', letter,
                      s->nick);
-    if (n > 0 && (size_t)n < sizeof(line)) {
+    if (n > 2 && (size_t)n < sizeof(line)) {
         pc_room_send(r, line, (size_t)n, NULL);
         line[n - 2] = '\0';
         pc_pool_room(c, r, line);
