@@ -561,3 +561,22 @@ def test_invited_guest_stays_until_denied(world):
         parted(out, "#dyn-guest", "You may no longer be in this room")
     finally:
         server.query("SELECT pchat_category_revoke(NULL, 'eng', 'denied', 'outsider')")
+
+
+def test_targets_lists_only_readable_rooms(world):
+    """CHATHISTORY TARGETS names joined rooms whose history one may read:
+    not a room of a category that keeps none."""
+    server, keeper, clients, sink = world
+    c = clients["allowed"]
+    c.join("#n-open")
+    c.join("#quiet")  # made by test_history_follows_the_category
+    c.send("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00.000Z "
+           "timestamp=2100-01-01T00:00:00.000Z 50")
+    start = c.expect(lambda m: m.command == "BATCH" and m.params[0].startswith("+"))
+    ref = start.params[0][1:]
+    lines = c.collect_until(lambda m: m.command == "BATCH" and m.params[0] == "-" + ref)
+    names = [m.params[1] for m in lines if m.command == "CHATHISTORY"]
+    assert "#n-open" in names and "#quiet" not in names, names
+    for r in ("#n-open", "#quiet"):
+        c.send("PART " + r)
+        c.expect(lambda m: m.command == "PART" and m.params[0] == r)
