@@ -157,7 +157,12 @@ cap_list(struct pc_session *s, const char *sub, unsigned mask, bool values)
             n += (size_t)w;
         }
     }
-    (void)values;
+    /* soju.im/account-required: informational, never requested (REQ gets
+     * NAK as for any unknown cap). */
+    if (strcmp(sub, "LS") == 0 && s->chat->conf->auth_required
+        && n + 26 < sizeof(list)) {
+        memcpy(list + n, " soju.im/account-required", 26);
+    }
     pc_sess_sendf(s, "CAP %s %s :%s", s->nick[0] ? s->nick : "*", sub, list);
 }
 

@@ -37,6 +37,7 @@ def test_caps_offered(server):
     assert offered["sasl"] == "PLAIN,SCRAM-SHA-256,EXTERNAL"
     for cap in ("account-tag", "account-notify", "extended-join"):
         assert cap in offered
+    assert "soju.im/account-required" not in offered  # auth.required off
     # Without 302 the value is left out.
     c.send("CAP LS")
     assert "sasl" in c.cap_ls()
@@ -173,6 +174,13 @@ def test_disabled_account(server):
 def test_auth_required(server_factory):
     server = server_factory(auth__required="yes")
     create_account(server, "frank", "pw")
+    # Announced with soju.im/account-required (informational: REQ is NAKed).
+    c = server.client(register=False)
+    c.send("CAP LS 302")
+    assert "soju.im/account-required" in c.cap_ls()
+    c.send("CAP REQ :soju.im/account-required")
+    assert c.expect("CAP").params[1] == "NAK"
+    c.close()
     # No SASL: FAIL ACCOUNT_REQUIRED, ERROR, closed.
     c = server.client(register=False)
     c.send("NICK frank")
