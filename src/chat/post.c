@@ -277,6 +277,20 @@ post_publish(struct pc_chat *c, const struct pc_post *p, int64_t seq)
         pc_log(PC_LOG_ERR, "post", "publishing stored message failed: %s "
                "msgid=%s", pc_strerror(rc), p->msgid);
     }
+    /* In a pool, this node's own members need not wait for the message to
+     * come back through Corosync: the commit gave its seq, and the reorder
+     * buffer keeps it behind any earlier seq of the room still on its way
+     * from another member. The copy from the bus is then a duplicate and
+     * is dropped by seq. (A copy: delivery may reuse the scratch buffer.) */
+    if (rc == 0 && c->pooled) {
+        unsigned char *copy = malloc(b->len);
+        if (copy != NULL) {
+            size_t len = b->len;
+            memcpy(copy, b->data, len);
+            pc_deliver_room_wire(c, pc_bus_node_id(c->bus), copy, len);
+            free(copy);
+        }
+    }
 }
 
 static void
@@ -506,8 +520,8 @@ pc_deliver_room_wire(struct pc_chat *c, uint64_t from,
     char key[24];
     (void)snprintf(key, sizeof(key), "%" PRId64, m.room_id);
     struct pc_room *room = pc_map_get(&c->rooms_by_id, key);
-    if (room != NULL && c->pooled && room->last_seq != 0
-        && m.seq > room->last_seq + 1) {
+    /* last_seq 0 is known too: an empty room, whose first message is 1. */
+    if (room != NULL && c->pooled && m.seq > room->last_seq + 1) {
         pc_pool_hold(c, room, m.seq, from, data, len);
         return;
     }
