@@ -25,6 +25,8 @@
 #include "util/log.h"
 
 #define DEFAULT_CATEGORY 1
+#define ACCT_ADMIN 1
+#define ACCT_DISABLED 2
 
 struct acl_cat {
     struct pc_policy_cat pol;
@@ -47,6 +49,8 @@ struct id_set {
 struct pc_acl {
     struct pc_map cats;   /* decimal id -> struct acl_cat */
     struct pc_map groups; /* decimal account id -> struct acl_groups */
+    struct pc_map flagged; /* decimal account id -> ACCT_* bits (as a
+                              pointer): administrators, disabled accounts */
     bool loaded;
     bool loading;
     bool again;
@@ -86,7 +90,7 @@ cat_free(struct acl_cat *k)
 }
 
 static void
-maps_free(struct pc_map *cats, struct pc_map *groups)
+maps_free(struct pc_map *cats, struct pc_map *groups, struct pc_map *flagged)
 {
     size_t pos = 0;
     struct acl_cat *k;
@@ -102,6 +106,7 @@ maps_free(struct pc_map *cats, struct pc_map *groups)
         free(g);
     }
     pc_map_free(groups);
+    pc_map_free(flagged); /* values are not pointers to memory */
 }
 
 static void
@@ -126,6 +131,7 @@ pc_acl_new(struct pc_chat *c)
     }
     pc_map_init(&c->acl->cats);
     pc_map_init(&c->acl->groups);
+    pc_map_init(&c->acl->flagged);
     if (c->store != NULL) {
         int rc = pc_store_listen(c->store, "pchat_acl", on_notify, c);
         if (rc < 0) {
@@ -141,7 +147,7 @@ pc_acl_free(struct pc_chat *c)
     if (c->acl == NULL) {
         return;
     }
-    maps_free(&c->acl->cats, &c->acl->groups);
+    maps_free(&c->acl->cats, &c->acl->groups, &c->acl->flagged);
     free(c->acl->notified.v);
     free(c->acl->checking.v);
     free(c->acl);
@@ -300,12 +306,38 @@ apply_roles(struct pc_chat *c, struct pc_room *r, struct pc_session *s)
     }
 }
 
+/* Accounts changed in the database: an administrator no longer (or
+ * newly) one, a disabled or deleted account. */
+static void
+apply_accounts(struct pc_chat *c)
+{
+    size_t pos = 0;
+    struct pc_session *s;
+
+    while ((s = pc_map_next(&c->sessions, &pos, NULL)) != NULL) {
+        char key[24];
+        if (s->account_id == 0 || s->state != SESS_ACTIVE) {
+            continue;
+        }
+        (void)snprintf(key, sizeof(key), "%" PRId64, s->account_id);
+        uintptr_t f = (uintptr_t)pc_map_get(&c->acl->flagged, key);
+        if (f & ACCT_DISABLED) {
+            pc_log(PC_LOG_NOTICE, "acl", "account disabled, closing "
+                   "session=%" PRIu64 " account=%s", s->id, s->account);
+            pc_sess_error_close(s, "Your account was disabled");
+            continue;
+        }
+        s->is_admin = (f & ACCT_ADMIN) != 0;
+    }
+}
+
 static void
 enforce(struct pc_chat *c)
 {
     size_t pos = 0;
     struct pc_room *r;
 
+    apply_accounts(c);
     while ((r = pc_map_next(&c->rooms, &pos, NULL)) != NULL) {
         if (!r->loaded) {
             continue;
@@ -475,7 +507,7 @@ room_list(struct pc_room *r, const char *role)
  * rooms' principal lists. Rows come in tag order c, p, r, g. */
 static int
 apply_rows(struct pc_chat *c, PGresult *res, struct pc_map *cats,
-           struct pc_map *groups)
+           struct pc_map *groups, struct pc_map *flagged)
 {
     size_t pos = 0;
     struct pc_room *r;
@@ -513,6 +545,12 @@ apply_rows(struct pc_chat *c, PGresult *res, struct pc_map *cats,
             }
             continue;
         }
+        if (tag == 'a') {
+            if (b != 0 && pc_map_put(flagged, key, (void *)(uintptr_t)b) < 0) {
+                return -ENOMEM;
+            }
+            continue;
+        }
         if (kind < 0) {
             continue;
         }
@@ -535,7 +573,7 @@ acl_cb(void *arg, int status, PGresult *res)
 {
     struct pc_chat *c = arg;
     struct pc_acl *a = c->acl;
-    struct pc_map cats, groups;
+    struct pc_map cats, groups, flagged;
 
     a->loading = false;
     if (c->shutting_down) {
@@ -549,14 +587,16 @@ acl_cb(void *arg, int status, PGresult *res)
     }
     pc_map_init(&cats);
     pc_map_init(&groups);
-    if (apply_rows(c, res, &cats, &groups) < 0) {
+    pc_map_init(&flagged);
+    if (apply_rows(c, res, &cats, &groups, &flagged) < 0) {
         pc_log(PC_LOG_ERR, "acl", "out of memory loading the room model");
-        maps_free(&cats, &groups);
+        maps_free(&cats, &groups, &flagged);
         return;
     }
-    maps_free(&a->cats, &a->groups);
+    maps_free(&a->cats, &a->groups, &a->flagged);
     a->cats = cats;
     a->groups = groups;
+    a->flagged = flagged;
     a->loaded = true;
     a->reloads++;
     pc_log(PC_LOG_DEBUG, "acl", "room model loaded rows=%d reloads=%" PRIu64,

@@ -104,7 +104,8 @@ const struct pc_stmt_def pc_stmts[PC_STMT_COUNT] = {
         /* One snapshot of everything the policy needs besides the rooms'
          * own columns: c(ategory) id flags; p(rincipal of a category) and
          * r(oom principal) owner id, account or group id, role, kind;
-         * g(roup membership) account id, group id. */
+         * g(roup membership) account id, group id; a(ccount) id, flags
+         * (1 administrator, 2 disabled) of the few accounts with one. */
         "acl_load",
         "SELECT 'c', id, (invitations_allowed::int"
         " + 2 * history_kept::int)::bigint, name, '' FROM categories"
@@ -113,7 +114,9 @@ const struct pc_stmt_def pc_stmts[PC_STMT_COUNT] = {
         " UNION ALL SELECT 'r', room_id, coalesce(account_id, group_id, 0),"
         " role, kind FROM room_principals"
         " UNION ALL SELECT 'g', account_id, group_id, '', ''"
-        " FROM group_members", 0},
+        " FROM group_members"
+        " UNION ALL SELECT 'a', id, (is_admin::int + 2 * disabled::int)"
+        "::bigint, '', '' FROM accounts WHERE is_admin OR disabled", 0},
     [PC_STMT_ADM_ROOM_SHOW] = {
         "adm_room_show", "SELECT pchat_room_show($1, $2)::text", 2},
     [PC_STMT_ADM_ROOM_SET] = {

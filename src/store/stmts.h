@@ -22,7 +22,8 @@ enum pc_stmt {
                                created; the account becomes the room's
                                manager */
     PC_STMT_ACL_LOAD,       /* () -> (tag, a, b, role, kind): categories,
-                               principals, group memberships */
+                               principals, group memberships, admin and
+                               disabled accounts */
     PC_STMT_ADM_ROOM_SHOW,  /* (actor, room) -> json text */
     PC_STMT_ADM_ROOM_SET,   /* (actor, room, key, value) */
     PC_STMT_ADM_ROOM_GRANT, /* (actor, room, role, principal) */

@@ -580,3 +580,35 @@ def test_targets_lists_only_readable_rooms(world):
     for r in ("#n-open", "#quiet"):
         c.send("PART " + r)
         c.expect(lambda m: m.command == "PART" and m.params[0] == r)
+
+
+def test_account_changes_apply_at_once(world):
+    """Made an administrator: sees every room at once; no longer one: does
+    not. A disabled account's connections are closed."""
+    server, keeper, clients, sink = world
+    out = clients["outsider"]
+
+    def listed():
+        out.send("LIST")
+        return "#n-secret" in [m.params[1] for m in out.collect_until(
+            lambda m: m.command == "323") if m.command == "322"]
+
+    def soon(pred):
+        deadline = time.monotonic() + 5
+        while not pred():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+    assert not listed()
+    server.query("SELECT pchat_account_set(NULL, 'outsider', 'admin', 'true')")
+    try:
+        soon(listed)
+    finally:
+        server.query("SELECT pchat_account_set(NULL, 'outsider', 'admin', 'false')")
+    soon(lambda: not listed())
+
+    create_account(server, "shortlived", PASSWORD)
+    c = login(server, "shortlived")
+    server.query("SELECT pchat_account_set(NULL, 'shortlived', 'disabled', 'true')")
+    m = c.expect("ERROR")
+    assert m.params[-1] == "Your account was disabled", m
