@@ -311,6 +311,13 @@ def test_account_visibility(server):
     late.send("JOIN #acc")
     m = late.expect(lambda m: m.command == "PRIVMSG" and m.params[1] == "hello")
     assert m.tags.get("account") == "jack"
+    # And CHATHISTORY.
+    hist = server.client("hist", caps=("account-tag", "message-tags", "batch",
+                                       "draft/chathistory"))
+    hist.join("#acc")
+    msgs = hist.history("LATEST", "#acc", "*", 10)
+    hello = [m for m in msgs if m.params[-1] == "hello"]
+    assert hello and hello[0].tags.get("account") == "jack", msgs
 
 
 def test_bad_payloads(server_factory):
