@@ -5,11 +5,11 @@
 # freshly started server so its RSS before is a clean baseline.
 #   bench/scenarios/1-idle.sh [--server inspircd|pchatd] [--clients N]
 #       [--procs P] [--src-addrs SPEC] [--hold SECS] [--modes "plain tls"]
-#       [--room-size uniform:10]
+#       [--room-size uniform:10] [--connect-rate C (per second; 0 = at once)]
 # Issue scale: --clients 19000 --procs 2 (one pchatd process, 19,000 TLS).
-SCN_VARS="CLIENTS PROCS SRC_ADDRS HOLD MODES ROOM_SIZE"
+SCN_VARS="CLIENTS PROCS SRC_ADDRS HOLD MODES ROOM_SIZE CONNECT_RATE"
 CLIENTS=2000; PROCS=1; SRC_ADDRS=127.10.0.0/16:64; HOLD=3; MODES="plain tls"
-ROOM_SIZE=uniform:10
+ROOM_SIZE=uniform:10; CONNECT_RATE=0
 . "$(dirname "$0")/lib.sh"
 scn_init "$@"
 for mode in $MODES; do
@@ -20,7 +20,7 @@ for mode in $MODES; do
     sleep 1
     scn_bench "$mode, $CLIENTS idle" $tls --clients "$CLIENTS" --procs "$PROCS" \
         --src-addrs "$SRC_ADDRS" --room-size "$ROOM_SIZE" --idle \
-        --duration "$HOLD" --warmup 0 --cap
+        --duration "$HOLD" --warmup 0 --cap --connect-rate "$CONNECT_RATE"
 done
 scn_stop
 scn_table "Scenario 1: idle connections" \
