@@ -16,6 +16,7 @@
 #include "auth/auth.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/limit.h"
 #include "util/log.h"
 #include "util/time.h"
 
@@ -62,6 +63,7 @@ struct hconn {
     /* Processing. */
     struct pc_http_req req;
     char actor[PC_AUTH_NAME_MAX + 1];
+    char login[PC_AUTH_NAME_MAX + 1]; /* the name being checked, folded */
     char cred[PC_AUTH_PASS_MAX + 1]; /* the Basic credentials' password */
     size_t cred_len;
     uv_work_t work;
@@ -79,6 +81,8 @@ struct pc_http {
     unsigned nconns;
     bool stopping;
     uv_timer_t idle_timer; /* closes connections idle for too long */
+    struct pc_limit fail_addr; /* failed logins per client address */
+    struct pc_limit fail_name; /* and per account name */
     bool timer_open;
     http_parser_settings settings;
 };
@@ -106,6 +110,7 @@ status_text(int status)
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
     case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
     case 414: return "URI Too Long";
     case 431: return "Request Header Fields Too Large";
     case 503: return "Service Unavailable";
@@ -126,6 +131,7 @@ clear_request(struct hconn *hc)
     hc->auth_len = 0;
     hc->header_bytes = 0;
     hc->actor[0] = '\0';
+    hc->login[0] = '\0';
     wipe(hc->cred, sizeof(hc->cred));
     hc->cred_len = 0;
     wipe(&hc->keys, sizeof(hc->keys));
@@ -199,6 +205,8 @@ http_maybe_free(struct pc_http *h)
 {
     if (h->stopping && h->conns == NULL && h->listener == NULL
         && !h->timer_open) {
+        pc_limit_free(&h->fail_addr);
+        pc_limit_free(&h->fail_name);
         free(h);
     }
 }
@@ -463,6 +471,22 @@ run_op(struct hconn *hc)
     call(hc, hc->actor, hc->req.op, hc->req.args, hc->req.nargs, op_done);
 }
 
+/* A failed login: counted against the client's address and the name it
+ * tried (a client certificate counts against the address only). */
+static void
+login_failed(struct hconn *hc, const char *why)
+{
+    uint64_t now = pc_now_ms();
+    if (hc->conn != NULL) {
+        pc_limit_fail(&hc->h->fail_addr, pc_conn_peer(hc->conn), now);
+    }
+    if (hc->login[0] != '\0') {
+        pc_limit_fail(&hc->h->fail_name, hc->login, now);
+    }
+    hc->actor[0] = '\0';
+    respond_error(hc, 401, why, NULL);
+}
+
 static void
 verify_after(uv_work_t *w, int status)
 {
@@ -476,8 +500,7 @@ verify_after(uv_work_t *w, int status)
     wipe(hc->cred, sizeof(hc->cred));
     hc->cred_len = 0;
     if (!ok) {
-        hc->actor[0] = '\0';
-        respond_error(hc, 401, "wrong account name or password", NULL);
+        login_failed(hc, "wrong account name or password");
         return;
     }
     run_op(hc);
@@ -503,7 +526,7 @@ auth_done(struct hconn *hc, PGresult *res)
                != 0
         || disabled) {
         json_decref(j);
-        respond_error(hc, 401, "wrong account name or password", NULL);
+        login_failed(hc, "wrong account name or password");
         return;
     }
     (void)snprintf(hc->actor, sizeof(hc->actor), "%s", name);
@@ -523,8 +546,7 @@ auth_done(struct hconn *hc, PGresult *res)
                                     strlen(server)) == PC_AUTH_KEY_LEN;
     json_decref(j);
     if (!ok) { /* no password set: certificate-only account */
-        hc->actor[0] = '\0';
-        respond_error(hc, 401, "wrong account name or password", NULL);
+        login_failed(hc, "wrong account name or password");
         return;
     }
     k->salt_len = (size_t)sl;
@@ -535,6 +557,28 @@ auth_done(struct hconn *hc, PGresult *res)
         return;
     }
     hc->busy = true;
+}
+
+/* Refuses (429) a login from an address or for a name that failed too
+ * often lately, before any work is done. */
+static bool
+too_many_failures(struct hconn *hc)
+{
+    char why[96];
+    uint64_t now = pc_now_ms();
+    unsigned a = pc_limit_wait_s(&hc->h->fail_addr, pc_conn_peer(hc->conn),
+                                 now);
+    unsigned n = hc->login[0] ? pc_limit_wait_s(&hc->h->fail_name, hc->login,
+                                                now)
+                              : 0;
+    unsigned wait = a > n ? a : n;
+    if (wait == 0) {
+        return false;
+    }
+    (void)snprintf(why, sizeof(why),
+                   "too many failed logins: try again in %u s", wait);
+    respond_error(hc, 429, why, NULL);
+    return true;
 }
 
 static void
@@ -568,11 +612,19 @@ handle_request(struct hconn *hc)
             || clen == 0 || clen > PC_AUTH_PASS_MAX
             || memchr(decoded, '\0', (size_t)n) != NULL) {
             wipe(decoded, sizeof(decoded));
-            respond_error(hc, 401, "malformed Basic credentials", NULL);
+            login_failed(hc, "malformed Basic credentials");
             return;
         }
         memcpy(name, decoded, nlen);
         name[nlen] = '\0';
+        for (size_t i = 0; i <= nlen; i++) {
+            char ch = name[i];
+            hc->login[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+        }
+        if (too_many_failures(hc)) {
+            wipe(decoded, sizeof(decoded));
+            return;
+        }
         memcpy(hc->cred, colon + 1, clen);
         hc->cred_len = clen;
         wipe(decoded, sizeof(decoded));
@@ -581,6 +633,9 @@ handle_request(struct hconn *hc)
     }
     const char *fp = pc_conn_cert_fp(hc->conn);
     if (hc->auth_len == 0 && fp != NULL) {
+        if (too_many_failures(hc)) {
+            return;
+        }
         (void)snprintf(name, sizeof(name), "%s", fp);
         call(hc, NULL, "auth_cert", lookup, 1, auth_done);
         return;
@@ -903,9 +958,15 @@ pc_http_start(struct pc_http **out, uv_loop_t *loop, struct pc_net *net,
     if (h->cfg.idle_timeout_ms == 0) {
         h->cfg.idle_timeout_ms = 30000;
     }
+    pc_limit_init(&h->fail_addr, cfg->fail_burst, cfg->fail_interval_ms,
+                  65536);
+    pc_limit_init(&h->fail_name, cfg->fail_burst, cfg->fail_interval_ms,
+                  65536);
     int rc = pc_listener_start(net, &h->listener, cfg->host, cfg->port,
                                cfg->tls, on_accept, h);
     if (rc < 0) {
+        pc_limit_free(&h->fail_addr);
+        pc_limit_free(&h->fail_name);
         free(h);
         return rc;
     }

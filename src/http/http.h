@@ -30,6 +30,9 @@ struct pc_http_cfg {
     uint32_t iterations;    /* PBKDF2 iterations for passwords set here */
     uint32_t idle_timeout_ms; /* a request must complete within this long
                                  of the connection or the last answer */
+    uint32_t fail_burst;      /* failed logins allowed at once, per client
+                                 address and per account name ... */
+    uint32_t fail_interval_ms; /* ... then one more per this long (429) */
 };
 
 /* Listens; returns 0 or a negative code (the listener's). */

@@ -503,6 +503,8 @@ start_admin(struct pc_worker *w)
         .query_timeout_ms = c->db_post_timeout_ms,
         .iterations = c->auth_pbkdf2_iterations,
         .idle_timeout_ms = c->admin_idle_timeout_ms,
+        .fail_burst = c->auth_fail_burst,
+        .fail_interval_ms = c->auth_fail_interval_ms,
     };
     rc = pc_http_start(&w->http, &w->loop, w->net, w->store, &hcfg);
     SSL_CTX_free(tls); /* the listener holds its own reference */

@@ -322,8 +322,9 @@ def test_pchatctl_history_clear_and_message_remove(server):
 # ------------------------------------------------------------ HTTPS API
 
 class Api:
-    def __init__(self, port, user=None, password=None, cert=None):
+    def __init__(self, port, user=None, password=None, cert=None, source="127.0.0.1"):
         self.port = port
+        self.source = source
         self.ctx = ssl.create_default_context()
         self.ctx.check_hostname = False
         self.ctx.verify_mode = ssl.CERT_NONE
@@ -338,7 +339,8 @@ class Api:
     def request(self, method, path, body=None, headers=None):
         if self.conn is None:
             self.conn = http.client.HTTPSConnection("127.0.0.1", self.port,
-                                                    context=self.ctx, timeout=20)
+                                                    context=self.ctx, timeout=20,
+                                                    source_address=(self.source, 0))
         h = {"Content-Type": "application/json"}
         if self.auth:
             h["Authorization"] = self.auth
@@ -360,7 +362,9 @@ class Api:
 @pytest.fixture
 def api_server(server_factory):
     port = free_port()
-    s = server_factory(admin__listen="127.0.0.1:%d" % port)
+    # Many tests fail logins on purpose: the limiter has its own test.
+    s = server_factory(admin__listen="127.0.0.1:%d" % port,
+                       auth__fail_burst="1000")
     s.admin_port = port
     return s
 
@@ -703,3 +707,25 @@ def test_api_idle_and_slow_connections_are_closed(server_factory):
     api.conn = None
     assert api.request("GET", "/api/v1/rooms")[0] == 200
     api.close()
+
+
+def test_api_failed_logins_are_limited(server_factory):
+    """auth.fail_burst failed logins per client address and per account
+    name, then 429 before any password is checked, even the right one."""
+    port = free_port()
+    s = server_factory(admin__listen="127.0.0.1:%d" % port,
+                       auth__fail_burst="3", auth__fail_interval_ms="60000")
+    add_account(s, "root", "rootpw", admin=True)
+    add_account(s, "alice", "alicepw")
+    bad = Api(port, "root", "guess")
+    for _ in range(3):
+        assert bad.request("GET", "/api/v1/rooms")[0] == 401
+    st, body = bad.request("GET", "/api/v1/rooms")
+    assert st == 429 and "try again in" in body["error"], body
+    # The right password from the same address: refused too.
+    assert Api(port, "root", "rootpw").request("GET", "/api/v1/rooms")[0] == 429
+    # From another address: the account is still limited, others are not.
+    assert Api(port, "ROOT", "rootpw", source="127.0.0.2").request(
+        "GET", "/api/v1/rooms")[0] == 429
+    assert Api(port, "alice", "alicepw", source="127.0.0.2").request(
+        "GET", "/api/v1/rooms")[0] == 200
