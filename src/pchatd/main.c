@@ -17,6 +17,7 @@
 #include "chat/chat.h"
 #include "http/http.h"
 #include "pchatd/control.h"
+#include "pchatd/notify.h"
 #include "net/net.h"
 #include "pool/bus.h"
 #include "store/store.h"
@@ -392,6 +393,7 @@ on_terminate(uv_signal_t *h, int signum)
         return;
     }
     w->draining = true;
+    (void)pc_sd_notify("STOPPING=1\nSTATUS=draining clients");
     pc_log(PC_LOG_NOTICE, "main", "signal %d: stopping listeners and "
            "draining clients", signum);
     stop_listeners(w);
@@ -407,9 +409,11 @@ on_reload(uv_signal_t *h, int signum)
     struct pc_conf fresh;
     char err[512];
 
+    (void)pc_sd_notify("RELOADING=1");
     if (load_conf(w, &fresh, err, sizeof(err)) < 0) {
         pc_log(PC_LOG_ERR, "main", "reload refused, keeping the running "
                "configuration: %s", err);
+        (void)pc_sd_notify("READY=1\nSTATUS=reload refused, see the log");
         return;
     }
     /* Only reloadable keys change: the rest of the running configuration
@@ -443,6 +447,7 @@ on_reload(uv_signal_t *h, int signum)
     pc_chat_reload(w->chat, &w->conf);
     pc_log(PC_LOG_NOTICE, "main", "configuration reloaded (signal %d) "
            "log.level=%s", signum, w->conf.log_level);
+    (void)pc_sd_notify("READY=1");
 }
 
 /* The pool's callbacks go to the chat service; quorum is ours: a node
@@ -611,6 +616,10 @@ start_worker(struct pc_worker *w, bool standby)
     pc_log(PC_LOG_NOTICE, "main", "pchatd %s started server=%s bus=%s role=%s",
            PACKAGE_VERSION, w->conf.server_name, pc_bus_backend(w->bus),
            w->active ? "active" : "standby");
+    /* Listeners are open (or, on a standby, deliberately closed): ready
+     * for `systemctl start` to return (Type=notify). */
+    (void)pc_sd_notify(w->active ? "READY=1\nSTATUS=active, serving clients"
+                                 : "READY=1\nSTATUS=standby");
     return 0;
 }
 
