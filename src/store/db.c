@@ -69,6 +69,7 @@ struct pc_store {
     uv_timer_t tick;       /* deadlines of waiting queries */
     uv_prepare_t kick;     /* sends what pc_store_query() queued */
     uint32_t backoff_ms;
+    const char *name;             /* pc_store_set_name(), or NULL */
     bool writes_held;             /* pc_store_hold_writes() */
     bool writes[PC_STMT_COUNT];   /* statements that may write */
     struct store_query *wait_head, **wait_tail;
@@ -292,7 +293,7 @@ store_fail_conn(struct pc_store *s, const char *why)
         pc_log(s->state == PC_STORE_READY ? PC_LOG_ERR
                : repeat                   ? PC_LOG_DEBUG
                                           : PC_LOG_WARN,
-               "store", "database %s: %s%s",
+               s->name ? s->name : "store", "database %s: %s%s",
                s->server[0] ? s->server : "-", msg,
                repeat ? "" : " (retrying with backoff)");
         (void)snprintf(s->last_error, sizeof(s->last_error), "%s", msg);
@@ -345,7 +346,8 @@ connect_start(struct pc_store *s)
                           "dbname", "connect_timeout",
                           "fallback_application_name", NULL};
     const char *vals[] = {"10", "3", "3", "20000",
-                          s->conninfo, timeout, "pchatd", NULL};
+                          s->conninfo, timeout,
+                          s->name ? s->name : "pchatd", NULL};
 
     (void)snprintf(timeout, sizeof(timeout), "%u",
                    (s->cfg.connect_timeout_ms + 999) / 1000);
@@ -528,7 +530,8 @@ finish_head(struct pc_store *s)
                 return;
             }
             s->backoff_ms = 0;
-            pc_log(PC_LOG_NOTICE, "store", "database ready server=%s "
+            pc_log(PC_LOG_NOTICE, s->name ? s->name : "store",
+                   "database ready server=%s "
                    "schema=%d failed_attempts=%u", s->server,
                    pc_migrate_latest(), s->failures);
             s->failures = 0;
@@ -848,6 +851,12 @@ pc_store_new(struct pc_store **out, uv_loop_t *loop,
     s->handles = 3;
     *out = s;
     return 0;
+}
+
+void
+pc_store_set_name(struct pc_store *s, const char *name)
+{
+    s->name = name;
 }
 
 int

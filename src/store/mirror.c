@@ -358,6 +358,7 @@ pc_mirror_new(struct pc_mirror **out, uv_loop_t *loop,
         return rc;
     }
     m->cfg.store.conninfo = NULL; /* the watcher's store keeps its copy */
+    pc_store_set_name(m->mon, "pchatd-mirror");
     (void)uv_timer_init(loop, &m->timer);
     m->timer.data = m;
     m->handles = 2;

@@ -48,6 +48,9 @@ typedef void (*pc_store_state_cb)(void *arg, enum pc_store_state state);
 int pc_store_new(struct pc_store **out, uv_loop_t *loop,
                  const struct pc_store_cfg *cfg, pc_store_state_cb state_cb,
                  void *state_arg);
+/* Names the connection in the log and as application_name (default
+ * "store", "pchatd"); name is a constant. Before pc_store_start(). */
+void pc_store_set_name(struct pc_store *s, const char *name);
 /* Starts connecting (asynchronously). */
 int pc_store_start(struct pc_store *s);
 /* Queues a statement. params are copied (NULL elements are SQL NULL);

@@ -934,6 +934,132 @@ test_many(void **state)
 
 /* The fixture: one private server for the whole run. */
 
+/* The mirror watcher. */
+
+struct mfix {
+    struct pc_mirror *m;
+    enum pc_mirror_state want;
+    bool freed;
+};
+
+static bool
+mirror_is(const void *arg)
+{
+    const struct mfix *mf = arg;
+    return pc_mirror_state(mf->m) == mf->want;
+}
+
+static bool
+mirror_freed(const void *arg)
+{
+    return ((const struct mfix *)arg)->freed;
+}
+
+static void
+on_mirror_freed(void *arg)
+{
+    ((struct mfix *)arg)->freed = true;
+}
+
+static void
+mirror_open(struct fix *f, struct mfix *mf, enum pc_mirror_policy policy)
+{
+    char ci[PATH_MAX + 128];
+    struct pc_mirror_cfg cfg = {
+        .store = {.conninfo = ci, .connect_timeout_ms = 3000,
+                  .backoff_min_ms = 50, .backoff_max_ms = 400},
+        .policy = policy,
+        .timeout_ms = 300,
+        .check_ms = 50,
+    };
+    conninfo_for("t_mirror", ci, sizeof(ci));
+    memset(mf, 0, sizeof(*mf));
+    assert_int_equal(pc_mirror_new(&mf->m, &f->loop, &cfg, f->s), 0);
+    /* Held until the first look. */
+    assert_true(pc_store_writes_held(f->s));
+    assert_int_equal(pc_mirror_start(mf->m), 0);
+}
+
+static void
+mirror_close(struct fix *f, struct mfix *mf)
+{
+    pc_mirror_close(mf->m, on_mirror_freed, mf);
+    assert_true(run_until(f, mirror_freed, mf, 5000));
+    assert_false(pc_store_writes_held(f->s));
+}
+
+static void
+test_mirror_policies(void **state)
+{
+    static const char *const empty[8] = {"{}", "{}", "{}", "{}",
+                                         "{}", "{}", "{}", "{}"};
+    struct fix f;
+    struct mfix mf;
+    struct qres w, r;
+    enum pc_mirror_policy pol;
+
+    assert_int_equal(pc_mirror_parse_policy("availability", &pol), 0);
+    assert_int_equal(pol, PC_MIRROR_AVAILABILITY);
+    assert_int_equal(pc_mirror_parse_policy("sometimes", &pol), PC_ECONFIG);
+    new_db("t_mirror");
+    migrate_db("t_mirror");
+    start_ready(&f, "t_mirror");
+    PGconn *c = db_connect("t_mirror");
+
+    /* One server, nothing configured: nothing to wait for. */
+    mirror_open(&f, &mf, PC_MIRROR_DURABILITY);
+    mf.want = PC_MIRROR_NONE;
+    assert_true(run_until(&f, mirror_is, &mf, 5000));
+    assert_false(pc_store_writes_held(f.s));
+
+    /* A synchronous standby that never comes: writes are held (and time
+     * out unsent), reads go past them; nothing is switched. */
+    capture_begin();
+    db_exec(c, "ALTER SYSTEM SET synchronous_standby_names = 'nobody'");
+    db_exec(c, "SELECT pg_reload_conf()");
+    mf.want = PC_MIRROR_MISSING;
+    assert_true(run_until(&f, mirror_is, &mf, 5000));
+    assert_true(pc_store_writes_held(f.s));
+    assert_int_equal(submit(&f, PC_STMT_POST, empty, 8, pc_now_ms() + 300,
+                            &w),
+                     0);
+    assert_int_equal(submit(&f, PC_STMT_SCHEMA_VERSION, NULL, 0, 0, &r), 0);
+    assert_true(run_until(&f, is_done, &r, 3000));
+    assert_int_equal(r.status, 0);
+    assert_false(w.done);
+    assert_true(run_until(&f, is_done, &w, 3000));
+    assert_int_equal(w.status, PC_ETIMEDOUT);
+    (void)run_until(&f, NULL, NULL, 500); /* longer than timeout_ms */
+    assert_int_equal(pc_mirror_state(mf.m), PC_MIRROR_MISSING);
+    assert_int_equal(pc_mirror_async_switches(mf.m), 0);
+    mirror_close(&f, &mf);
+
+    /* availability: switched to asynchronous after timeout_ms; writes
+     * flow again. */
+    mirror_open(&f, &mf, PC_MIRROR_AVAILABILITY);
+    mf.want = PC_MIRROR_ASYNC;
+    assert_true(run_until(&f, mirror_is, &mf, 5000));
+    assert_int_equal(pc_mirror_async_switches(mf.m), 1);
+    assert_false(pc_store_writes_held(f.s));
+    assert_int_equal(db_long(c, "SELECT length(current_setting("
+                                "'synchronous_standby_names'))"),
+                     0);
+    assert_int_equal(submit(&f, PC_STMT_POST, empty, 8, pc_now_ms() + 3000,
+                            &w),
+                     0);
+    assert_true(run_until(&f, is_done, &w, 3000));
+    assert_int_equal(w.status, 0);
+    mirror_close(&f, &mf);
+    const char *log = capture_end();
+    assert_non_null(strstr(log, "mirror missing"));
+    assert_non_null(strstr(log, "MIRROR LOST"));
+
+    db_exec(c, "ALTER SYSTEM RESET synchronous_standby_names");
+    db_exec(c, "SELECT pg_reload_conf()");
+    PQfinish(c);
+    fix_close(&f);
+}
+
 static void
 on_alarm(int sig)
 {
@@ -997,6 +1123,7 @@ main(void)
         cmocka_unit_test(test_bad_conninfo),
         cmocka_unit_test(test_many),
         cmocka_unit_test(test_outage),
+        cmocka_unit_test(test_mirror_policies),
     };
     (void)signal(SIGALRM, on_alarm);
     (void)alarm(300);
