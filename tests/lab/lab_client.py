@@ -94,7 +94,7 @@ def scenario_failover(victim_vip, other_vip, killfile, n):
     t_kill = float(open(killfile).read())
     result = {}
     # The watcher on the surviving node sees carol quit.
-    q = watcher.expect(lambda m: m.command == "QUIT" and m.nick == "carol", timeout=30)
+    watcher.expect(lambda m: m.command == "QUIT" and m.nick == "carol", timeout=30)
     result["quit_seen_s"] = time.time() - t_kill
     # Reconnect to the surviving active node with the same nick, and post.
     c2, ack = post_again(other_vip, "carol", "#fo", "again", "after on the other node", 30)
@@ -151,6 +151,108 @@ def scenario_switchover(vip, other_vip, readyfile, n):
     return result
 
 
+def scenario_dbfailover(vip1, vip2, killfile, room, n_after):
+    """Two writers, one per active node, post labeled messages one at a
+    time (each waits for its acknowledgement or refusal) until each has had
+    n_after posts sent after the kill (killfile appears, holding the kill's
+    epoch time) acknowledged; a post that fails or whose connection
+    breaks is retried as a new message after reconnecting. Then checks
+    history: every acknowledged message once, in acknowledgement order
+    per writer, and no text twice."""
+    import threading
+    n_after = int(n_after)
+    state = {"t_kill": None}
+    writers = {}
+
+    def writer(name, ip):
+        w = writers[name] = {"acked": [], "failed": 0, "reconnects": 0, "error": None}
+        c, k = None, 0
+        end = time.monotonic() + 120
+        try:
+            while time.monotonic() < end:
+                t_kill = state["t_kill"]
+                if t_kill is not None and sum(1 for a in w["acked"] if a[3] > t_kill) >= n_after:
+                    return
+                if c is None:
+                    try:
+                        c = connect(ip, name, timeout=3)
+                        c.join(room)
+                    except Exception:
+                        c = None
+                        w["reconnects"] += 1
+                        time.sleep(0.2)
+                        continue
+                k += 1
+                text = "%s-%d" % (name, k)
+                t_sent = time.time()
+                try:
+                    c.send("@label=%s%d PRIVMSG %s :%s" % (name, k, room, text))
+                    m = c.expect(lambda m: m.tags.get("label") == "%s%d" % (name, k), timeout=20)
+                except Exception:
+                    c = None
+                    w["failed"] += 1
+                    continue
+                if m.command == "PRIVMSG":
+                    w["acked"].append((m.tags["msgid"], m.params[1], time.time(), t_sent))
+                else:
+                    w["failed"] += 1
+                    time.sleep(0.2)
+                time.sleep(0.05)
+            w["error"] = "not enough posts acknowledged after the kill within 120 s"
+        except Exception as e:
+            w["error"] = "%s: %s" % (type(e).__name__, e)
+
+    threads = [threading.Thread(target=writer, args=(n, ip)) for n, ip in (("wa", vip1), ("wb", vip2))]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while not all(len(writers.get(n, {}).get("acked", [])) >= 5 for n in ("wa", "wb")):
+        assert time.monotonic() < deadline, "writers not posting: %r" % writers
+        time.sleep(0.05)
+    with open(killfile + ".ready", "w") as f:
+        f.write("ready\n")
+    deadline = time.monotonic() + 60
+    while not os.path.exists(killfile) or not open(killfile).read().strip():
+        assert time.monotonic() < deadline, "no kill"
+        time.sleep(0.01)
+    t_kill = state["t_kill"] = float(open(killfile).read())
+    for t in threads:
+        t.join(timeout=150)
+    result = {"errors": [w["error"] for w in writers.values() if w["error"]]}
+    acked = [a for w in writers.values() for a in w["acked"]]
+    # The outage is each writer's longest wait between two
+    # acknowledgements (with only its postmaster killed, the old primary's
+    # backends may still commit, synchronously, until its host is fenced):
+    # users post again when it ends.
+    last_before, first_after, longest = [], [], 0.0
+    for w in writers.values():
+        times = [a[2] for a in w["acked"]]
+        gaps = [(b - a, a, b) for a, b in zip(times, times[1:])]
+        if gaps:
+            g = max(gaps)
+            longest = max(longest, g[0])
+            last_before.append(g[1] - t_kill)
+            first_after.append(g[2] - t_kill)
+    result["outage_s"] = longest
+    result["last_ack_before_outage_s"] = min(last_before) if last_before else None
+    result["posting_resumed_s"] = max(first_after) if first_after else None
+    result["acked"] = len(acked)
+    result["acked_after_kill"] = len([a for a in acked if a[3] > t_kill])
+    result["failed"] = sum(w["failed"] for w in writers.values())
+    result["reconnects"] = sum(w["reconnects"] for w in writers.values())
+    c = post_again(vip1, "wreader", room, "r", "reader here", 30)[0]
+    hist = history(c, room, 1000)
+    ids = [h[0] for h in hist]
+    texts = [h[1] for h in hist]
+    result["history"] = len(hist)
+    result["all_acked_in_history_once"] = all(ids.count(a[0]) == 1 for a in acked)
+    result["no_text_twice"] = len(set(texts)) == len(texts)
+    result["history_in_ack_order"] = all(
+        [x for x in ids if x in {a[0] for a in w["acked"]}] == [a[0] for a in w["acked"]]
+        for w in writers.values())
+    return result
+
+
 def scenario_served(ip):
     """Whether a node accepts and registers a client."""
     try:
@@ -169,6 +271,8 @@ if __name__ == "__main__":
         out = scenario_failover(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif kind == "switchover":
         out = scenario_switchover(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    elif kind == "dbfailover":
+        out = scenario_dbfailover(*sys.argv[2:7])
     elif kind == "served":
         out = scenario_served(sys.argv[2])
     else:

@@ -4,8 +4,10 @@ test run, is never touched), bounded waits, and the figures printed at the
 end of the run (conftest.py)."""
 import os
 import re
+import json
 import secrets
 import subprocess
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -218,6 +220,77 @@ class Lab:
         """The epoch time printed by kill, partition and heal ("... at T")."""
         return float(r.stdout.strip().split()[-1])
 
+    @classmethod
+    def pchat_lab(cls, *up_args):
+        """A lab with pchat's resources (up ... --pchat): skips without
+        root, network namespaces or a build in PCHAT_BUILDDIR."""
+        skip_unless_possible()
+        build = os.environ.get("PCHAT_BUILDDIR", os.path.join(HERE, "..", "..", "build"))
+        if not os.access(os.path.join(build, "src", "pchatd", "pchatd"), os.X_OK):
+            pytest.skip("no pchatd build in %s (set PCHAT_BUILDDIR)" % build)
+        lab = cls()
+        lab.env["PCHAT_BUILDDIR"] = build
+        args = [str(a) for a in up_args] + ["--pchat"]
+        figure("pchat lab up", "up " + " ".join(args), lab.up(*args))
+        return lab
+
+    def bin(self, name):
+        """A pchat binary as the hosts see it (copied by resources-pchat)."""
+        return os.path.join(self.dir, "bin", name)
+
+    def ctl_status(self, host):
+        """pchatctl status of host's pchatd as a dict ({} if it does not
+        answer)."""
+        out = self.exec(host, self.bin("pchatctl"), "--socket", "/run/pchat/pchatd.sock",
+                        "status").stdout
+        return dict(l.split("=", 1) for l in out.split() if "=" in l)
+
+    def client(self, *args, timeout=180):
+        """Runs a lab_client.py scenario in the client namespace; its
+        JSON result."""
+        out = self.run("exec", "client", "/usr/bin/python3", os.path.join(HERE, "lab_client.py"),
+                       *args, timeout=timeout, check=False)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    def background(self, *args):
+        return Background(self, *args)
+
     def set_property(self, prop, value):
         h = self.live_hosts()[0]
         self.exec(h, "pcs", "property", "set", "%s=%s" % (prop, value), check=True)
+
+
+class Background:
+    """A lab_client.py scenario running in a thread while the test acts on
+    the lab."""
+
+    def __init__(self, lab, *args):
+        self.lab = lab
+        self.result, self.error = {}, None
+        self.thread = threading.Thread(target=self._run, args=args)
+        self.thread.start()
+
+    def _run(self, *args):
+        try:
+            self.result.update(self.lab.client(*args))
+        except BaseException as e:  # reported by join()
+            self.error = e
+
+    def wait_ready(self, path, secs=60):
+        """Waits for the file the scenario writes once it is ready."""
+        wait_for(lambda: os.path.exists(path) or not self.thread.is_alive(), secs,
+                 "the client ready (%s)" % path)
+        assert os.path.exists(path), "the client ended before it was ready: %r" % self.error
+
+    def join(self, name, secs=200):
+        """Waits for the scenario's result; its *_s figures are recorded
+        under name."""
+        self.thread.join(timeout=secs)
+        assert not self.thread.is_alive(), "the client still runs after %d s" % secs
+        assert self.error is None, "the client failed: %s" % self.error
+        print("%s: %s" % (name, json.dumps(self.result)))
+        for k, v in sorted(self.result.items()):
+            if k.endswith("_s") and isinstance(v, (int, float)):
+                figure(name, k, v)
+        return self.result

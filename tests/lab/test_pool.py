@@ -7,13 +7,12 @@ PCHAT_LAB_CHAT=8 runs the full 4 + 4 pool (the longer target)."""
 import json
 import os
 import re
-import threading
 import time
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from labutil import HERE, Lab, figure, skip_unless_possible, wait_for as _wait_for
+from labutil import HERE, Lab, figure, wait_for as _wait_for
 
 NCHAT = int(os.environ.get("PCHAT_LAB_CHAT", "3"))
 NPROMOTED = min(4, (NCHAT + 1) // 2)
@@ -30,26 +29,17 @@ def run(*args, timeout=300):
 
 
 def bin_path(name):
-    return os.path.join(LAB.dir, "bin", name)
+    return LAB.bin(name)
 
 
 def ctl_status(host):
-    out = run("exec", host, bin_path("pchatctl"), "--socket",
-              "/run/pchat/pchatd.sock", "status", timeout=30).stdout
-    return dict(l.split("=", 1) for l in out.split() if "=" in l)
+    return LAB.ctl_status(host)
 
 
 @pytest.fixture(scope="module")
 def lab():
     global LAB
-    skip_unless_possible()
-    build = os.environ.get("PCHAT_BUILDDIR", os.path.join(HERE, "..", "..", "build"))
-    if not os.access(os.path.join(build, "src", "pchatd", "pchatd"), os.X_OK):
-        pytest.skip("no pchatd build in %s (set PCHAT_BUILDDIR)" % build)
-    LAB = Lab()
-    LAB.env["PCHAT_BUILDDIR"] = build
-    secs = LAB.up("--chat", NCHAT, "--db", 1, "--pchat")
-    figure("pool up", "up --chat %d --db 1 --pchat" % NCHAT, secs)
+    LAB = Lab.pchat_lab("--chat", NCHAT, "--db", 1)
     yield LAB
     LAB.down()
 
@@ -62,11 +52,7 @@ def crm_state():
 
 
 def client(*args, timeout=180):
-    """Runs a lab_client.py scenario in the client namespace."""
-    out = LAB.run("exec", "client", "/usr/bin/python3", os.path.join(HERE, "lab_client.py"),
-                  *args, timeout=timeout, check=False)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return LAB.client(*args, timeout=timeout)
 
 
 def full_strength():
@@ -83,40 +69,6 @@ def settle(what, secs=60):
     h = [x for x in LAB.live_hosts() if x.startswith("c")][0]
     r = LAB.exec(h, "crm_resource", "--wait", "--timeout=%ds" % secs, timeout=secs + 15)
     assert r.returncode == 0, "the cluster did not settle (%s): %s%s" % (what, r.stdout, r.stderr)
-
-
-class Background:
-    """A lab_client.py scenario running in a thread while the test acts on
-    the lab."""
-
-    def __init__(self, *args):
-        self.result, self.error = {}, None
-        self.thread = threading.Thread(target=self._run, args=args)
-        self.thread.start()
-
-    def _run(self, *args):
-        try:
-            self.result.update(client(*args))
-        except BaseException as e:  # reported by join()
-            self.error = e
-
-    def wait_ready(self, path, secs=60):
-        """Waits for the file the scenario writes once it is ready."""
-        wait_for(lambda: os.path.exists(path) or not self.thread.is_alive(), secs,
-                 "the client ready (%s)" % path)
-        assert os.path.exists(path), "the client ended before it was ready: %r" % self.error
-
-    def join(self, name, secs=200):
-        """Waits for the scenario's result; its *_s figures are recorded
-        under name."""
-        self.thread.join(timeout=secs)
-        assert not self.thread.is_alive(), "the client still runs after %d s" % secs
-        assert self.error is None, "the client failed: %s" % self.error
-        print("%s: %s" % (name, json.dumps(self.result)))
-        for k, v in sorted(self.result.items()):
-            if k.endswith("_s") and isinstance(v, (int, float)):
-                figure(name, k, v)
-        return self.result
 
 
 def test_two_active_one_standby(lab):
@@ -182,7 +134,7 @@ def test_planned_switchover_with_pcs(lab, tmp_path):
     promoted, vips, out = crm_state()
     victim = vips["vip1"]
     ready = str(tmp_path / "ready")
-    bg = Background("switchover", "198.18.0.51", "198.18.0.52", ready, "20")
+    bg = LAB.background("switchover", "198.18.0.51", "198.18.0.52", ready, "20")
     bg.wait_ready(ready)
     sb = run("exec", victim, "pcs", "node", "standby", victim, timeout=60)
     try:
@@ -345,7 +297,7 @@ def test_killed_active_host_fails_over(lab, tmp_path):
     promoted, vips, out = crm_state()
     victim = vips["vip1"]
     killfile = str(tmp_path / "killed")
-    bg = Background("failover", "198.18.0.51", "198.18.0.52", killfile, "20")
+    bg = LAB.background("failover", "198.18.0.51", "198.18.0.52", killfile, "20")
     bg.wait_ready(killfile + ".ready")
     t_kill = LAB.stamp(LAB.run("kill", victim))
     with open(killfile, "w") as f:
