@@ -420,10 +420,11 @@ rooms_cb(void *arg, int status, PGresult *res)
             /* Changed in the database: local members hear of it (every
              * node reloads, so nothing goes to the pool). */
             char line[PC_IRC_LINE_MAX];
+            const char *by = r->topic_by && r->topic_by[0]
+                                 ? r->topic_by
+                                 : pc_server_name(c);
             int len = snprintf(line, sizeof(line), ":%s TOPIC %s :%s\r\n",
-                               r->topic_by && r->topic_by[0] ? r->topic_by
-                                                             : pc_server_name(c),
-                               r->name, r->topic);
+                               by, r->name, r->topic);
             if (len > 0 && (size_t)len < sizeof(line)) {
                 for (size_t k = 0; k < r->nmembers; k++) {
                     if (r->members[k]->member == 0) {

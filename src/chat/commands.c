@@ -747,7 +747,8 @@ cmd_topic(struct pc_session *s, const struct pc_irc_msg *m)
     }
     bool member = pc_sess_in_room(s, r, &flags);
     if (m->nparams < 2) {
-        if (!member && (pc_room_modes(r) & MODE_SECRET) && !rt.member && !rt.manage) {
+        if (!member && (pc_room_modes(r) & MODE_SECRET) && !rt.member
+            && !rt.manage) {
             pc_sess_num(s, PC_ERR_NOTONCHANNEL,
                         "%s :You're not on that channel", r->name);
             return;
@@ -846,7 +847,9 @@ cmd_list(struct pc_session *s, const struct pc_irc_msg *m)
         bool joined = pc_sess_in_room(s, r, NULL);
         pc_acl_rights(s->chat, s, r, &rt);
         if (!joined
-            && (!rt.see || ((pc_room_modes(r) & MODE_SECRET) && !rt.member && !rt.manage))) {
+            && (!rt.see
+                || ((pc_room_modes(r) & MODE_SECRET) && !rt.member
+                    && !rt.manage))) {
             continue;
         }
         pc_sess_num(s, PC_RPL_LIST, "%s %zu :%s", r->name, r->nmembers,
@@ -1499,7 +1502,8 @@ cmd_who(struct pc_session *s, const struct pc_irc_msg *m)
         struct pc_room *r = visible_room(s, mask, &rt);
         bool member = r != NULL && pc_sess_in_room(s, r, NULL);
         if (r != NULL
-            && (member || !(pc_room_modes(r) & MODE_SECRET) || rt.member || rt.manage)) {
+            && (member || !(pc_room_modes(r) & MODE_SECRET) || rt.member
+                || rt.manage)) {
             for (size_t i = 0; i < r->nmembers; i++) {
                 struct pc_session *u = r->members[i];
                 unsigned f = 0;
@@ -1543,7 +1547,8 @@ cmd_whois(struct pc_session *s, const struct pc_irc_msg *m)
         pc_acl_rights(s->chat, s, r, &rt);
         if (!pc_sess_in_room(s, r, NULL)
             && (!rt.see
-                || ((pc_room_modes(r) & MODE_SECRET) && !rt.member && !rt.manage))) {
+                || ((pc_room_modes(r) & MODE_SECRET) && !rt.member
+                    && !rt.manage))) {
             continue;
         }
         const char *pre = (u->rooms[i].flags & MEMBER_OP) ? "@"

@@ -140,8 +140,8 @@ pc_room_from_row(struct pc_chat *c, void *pgresult, int row)
          * topic) replaces ours when it is at least as new. */
         const char *topic = PQgetvalue(res, row, 2);
         int64_t at = col_i64(res, row, 4);
-        if (at >= r->topic_at && (r->topic == NULL || strcmp(topic, r->topic) != 0)
-            && !PQgetisnull(res, row, 2)) {
+        if (at >= r->topic_at && !PQgetisnull(res, row, 2)
+            && (r->topic == NULL || strcmp(topic, r->topic) != 0)) {
             free(r->topic);
             free(r->topic_by);
             r->topic = col_dup(res, row, 2);
