@@ -612,3 +612,32 @@ def test_account_changes_apply_at_once(world):
     server.query("SELECT pchat_account_set(NULL, 'shortlived', 'disabled', 'true')")
     m = c.expect("ERROR")
     assert m.params[-1] == "Your account was disabled", m
+
+
+def test_room_command_bad_input(world):
+    """Malformed ROOM commands get a clear error and the server stays up."""
+    server, keeper, clients, sink = world
+    mgr = clients["manager"]
+    cases = [
+        ("ROOM", "461"),
+        ("ROOM #n-open", "461"),
+        ("ROOM #n-open SET", "FAIL"),
+        ("ROOM #n-open SET privacy", "FAIL"),
+        ("ROOM #n-open MEMBER ADD", "FAIL"),
+        ("ROOM #n-open MEMBER KEEP someone", "FAIL"),
+        ("ROOM #n-open MEMBER ADD group:", "FAIL"),
+        ("ROOM #n-open MEMBER ADD nosuchaccount", "FAIL"),
+        ("ROOM #n-open MEMBER ADD " + "x" * 400, "FAIL"),
+        ("ROOM #n-open SET topic :" + "\u00e9" * 200, "NOTE"),
+        ("ROOM #n-open SET addin_url :" + "u" * 450, "NOTE"),
+        ("ROOM #n-open SET color blue", "FAIL"),
+        ("ROOM #n-open SET disabled true", "482"),  # administrators only
+        ("ROOM " + "#" + "y" * 300 + " INFO", "403"),
+    ]
+    for line, want in cases:
+        mgr.send(line)
+        m = mgr.expect(lambda m: m.command in ("461", "FAIL", "NOTE", "482", "403"),
+                       what=line[:40])
+        assert m.command == want, (line[:60], m)
+    mgr.ping_roundtrip()
+    server.query("SELECT pchat_room_set(NULL, '#n-open', 'topic', 'topic of #n-open')")
