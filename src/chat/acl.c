@@ -586,6 +586,7 @@ acl_cb(void *arg, int status, PGresult *res)
         /* Kept as it was; the next READY or NOTIFY loads it again. */
         return;
     }
+    uint64_t t0 = pc_now_ms();
     pc_map_init(&cats);
     pc_map_init(&groups);
     pc_map_init(&flagged);
@@ -600,9 +601,12 @@ acl_cb(void *arg, int status, PGresult *res)
     a->flagged = flagged;
     a->loaded = true;
     a->reloads++;
-    pc_log(PC_LOG_DEBUG, "acl", "room model loaded rows=%d reloads=%" PRIu64,
-           PQntuples(res), a->reloads);
     enforce(c);
+    /* The time on the loop: a notice when it is long enough to matter. */
+    uint64_t ms = pc_now_ms() - t0;
+    pc_log(ms >= 50 ? PC_LOG_NOTICE : PC_LOG_DEBUG, "acl",
+           "room model loaded rows=%d reloads=%" PRIu64 " apply_ms=%" PRIu64,
+           PQntuples(res), a->reloads, ms);
     /* JOINs whose room arrived before the model did. */
     size_t pos = 0;
     struct pc_room *r;
