@@ -3,15 +3,14 @@
 #include "http/http.h"
 
 #include <errno.h>
+#include <http_parser.h>
+#include <jansson.h>
 #include <stdbool.h>
-#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
-
-#include <http_parser.h>
-#include <jansson.h>
 
 #include "auth/auth.h"
 #include "util/buf.h"
@@ -20,12 +19,12 @@
 #include "util/log.h"
 #include "util/time.h"
 
-#define URL_MAX      2048
-#define FIELD_MAX    64  /* header names we keep track of */
-#define AUTH_MAX     512 /* the Authorization header's value */
-#define HEADERS_MAX  (16 * 1024)
-#define SALT_LEN     16
-#define SENDQ_MAX    (16u * 1024 * 1024)
+#define URL_MAX     2048
+#define FIELD_MAX   64  /* header names we keep track of */
+#define AUTH_MAX    512 /* the Authorization header's value */
+#define HEADERS_MAX (16 * 1024)
+#define SALT_LEN    16
+#define SENDQ_MAX   (16u * 1024 * 1024)
 
 enum hstate {
     H_READING, /* parsing a request */
@@ -64,7 +63,7 @@ struct hconn {
     struct pc_http_req req;
     char actor[PC_AUTH_NAME_MAX + 1];
     char login[PC_AUTH_NAME_MAX + 1]; /* the name being checked, folded */
-    char cred[PC_AUTH_PASS_MAX + 1]; /* the Basic credentials' password */
+    char cred[PC_AUTH_PASS_MAX + 1];  /* the Basic credentials' password */
     size_t cred_len;
     uv_work_t work;
     struct pc_auth_keys keys;
@@ -80,7 +79,7 @@ struct pc_http {
     struct hconn *conns;
     unsigned nconns;
     bool stopping;
-    uv_timer_t idle_timer; /* closes connections idle for too long */
+    uv_timer_t idle_timer;     /* closes connections idle for too long */
     struct pc_limit fail_addr; /* failed logins per client address */
     struct pc_limit fail_name; /* and per account name */
     bool timer_open;
@@ -101,20 +100,34 @@ static const char *
 status_text(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 429: return "Too Many Requests";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 503: return "Service Unavailable";
-    default: return "Internal Server Error";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 414:
+        return "URI Too Long";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Internal Server Error";
     }
 }
 
@@ -361,9 +374,9 @@ call(struct hconn *hc, const char *actor, const char *op, char *const *args,
     q->hc = hc;
     q->cb = cb;
     const char *params[3] = {actor, op, arr};
-    int rc = pc_store_query(h->store, PC_STMT_ADM_CALL, params, 3,
-                            pc_now_ms() + h->cfg.query_timeout_ms, query_done,
-                            q);
+    int rc =
+        pc_store_query(h->store, PC_STMT_ADM_CALL, params, 3,
+                       pc_now_ms() + h->cfg.query_timeout_ms, query_done, q);
     free(arr);
     if (rc < 0) {
         free(q);
@@ -391,10 +404,11 @@ derive_work(uv_work_t *w)
     struct hconn *hc = w->data;
     unsigned char salt[SALT_LEN];
 
-    hc->work_ok = getrandom(salt, sizeof(salt), 0) == (ssize_t)sizeof(salt)
-                  && pc_auth_derive(hc->req.pass, hc->req.pass_len, salt,
-                                    sizeof(salt), hc->h->cfg.iterations,
-                                    &hc->keys) == 0;
+    hc->work_ok =
+        getrandom(salt, sizeof(salt), 0) == (ssize_t)sizeof(salt)
+        && pc_auth_derive(hc->req.pass, hc->req.pass_len, salt, sizeof(salt),
+                          hc->h->cfg.iterations, &hc->keys)
+               == 0;
 }
 
 static void
@@ -536,14 +550,16 @@ auth_done(struct hconn *hc, PGresult *res)
         return;
     }
     struct pc_auth_keys *k = &hc->keys;
-    ssize_t sl = salt ? pc_auth_hex_decode(k->salt, sizeof(k->salt), salt,
-                                           strlen(salt))
-                      : -1;
+    ssize_t sl =
+        salt ? pc_auth_hex_decode(k->salt, sizeof(k->salt), salt, strlen(salt))
+             : -1;
     bool ok = sl > 0 && iter > 0 && iter <= 10000000 && stored && server
               && pc_auth_hex_decode(k->stored_key, PC_AUTH_KEY_LEN, stored,
-                                    strlen(stored)) == PC_AUTH_KEY_LEN
+                                    strlen(stored))
+                     == PC_AUTH_KEY_LEN
               && pc_auth_hex_decode(k->server_key, PC_AUTH_KEY_LEN, server,
-                                    strlen(server)) == PC_AUTH_KEY_LEN;
+                                    strlen(server))
+                     == PC_AUTH_KEY_LEN;
     json_decref(j);
     if (!ok) { /* no password set: certificate-only account */
         login_failed(hc, "wrong account name or password");
@@ -566,11 +582,10 @@ too_many_failures(struct hconn *hc)
 {
     char why[96];
     uint64_t now = pc_now_ms();
-    unsigned a = pc_limit_wait_s(&hc->h->fail_addr, pc_conn_peer(hc->conn),
-                                 now);
-    unsigned n = hc->login[0] ? pc_limit_wait_s(&hc->h->fail_name, hc->login,
-                                                now)
-                              : 0;
+    unsigned a =
+        pc_limit_wait_s(&hc->h->fail_addr, pc_conn_peer(hc->conn), now);
+    unsigned n =
+        hc->login[0] ? pc_limit_wait_s(&hc->h->fail_name, hc->login, now) : 0;
     unsigned wait = a > n ? a : n;
     if (wait == 0) {
         return false;
@@ -602,14 +617,14 @@ handle_request(struct hconn *hc)
     char name[PC_AUTH_NAME_MAX + 1];
     char *lookup[1] = {name};
     if (hc->auth_len > 6 && strncasecmp(hc->auth, "Basic ", 6) == 0) {
-        ssize_t n = pc_auth_b64_decode((unsigned char *)decoded,
-                                       sizeof(decoded) - 1, hc->auth + 6,
-                                       hc->auth_len - 6);
+        ssize_t n =
+            pc_auth_b64_decode((unsigned char *)decoded, sizeof(decoded) - 1,
+                               hc->auth + 6, hc->auth_len - 6);
         char *colon = n > 0 ? memchr(decoded, ':', (size_t)n) : NULL;
         size_t nlen = colon ? (size_t)(colon - decoded) : 0;
         size_t clen = colon ? (size_t)n - nlen - 1 : 0;
-        if (colon == NULL || nlen == 0 || nlen > PC_AUTH_NAME_MAX
-            || clen == 0 || clen > PC_AUTH_PASS_MAX
+        if (colon == NULL || nlen == 0 || nlen > PC_AUTH_NAME_MAX || clen == 0
+            || clen > PC_AUTH_PASS_MAX
             || memchr(decoded, '\0', (size_t)n) != NULL) {
             wipe(decoded, sizeof(decoded));
             login_failed(hc, "malformed Basic credentials");
@@ -919,8 +934,10 @@ on_idle_timer(uv_timer_t *t)
     for (struct hconn *hc = h->conns; hc != NULL; hc = hc->next) {
         if (hc->conn != NULL && hc->state == H_READING
             && now - hc->since_ms > h->cfg.idle_timeout_ms) {
-            pc_log(PC_LOG_INFO, "http", "closing idle connection conn=%llu "
-                   "peer=%s", (unsigned long long)pc_conn_id(hc->conn),
+            pc_log(PC_LOG_INFO, "http",
+                   "closing idle connection conn=%llu "
+                   "peer=%s",
+                   (unsigned long long)pc_conn_id(hc->conn),
                    pc_conn_peer(hc->conn));
             pc_conn_close(hc->conn);
         }
@@ -958,10 +975,8 @@ pc_http_start(struct pc_http **out, uv_loop_t *loop, struct pc_net *net,
     if (h->cfg.idle_timeout_ms == 0) {
         h->cfg.idle_timeout_ms = 30000;
     }
-    pc_limit_init(&h->fail_addr, cfg->fail_burst, cfg->fail_interval_ms,
-                  65536);
-    pc_limit_init(&h->fail_name, cfg->fail_burst, cfg->fail_interval_ms,
-                  65536);
+    pc_limit_init(&h->fail_addr, cfg->fail_burst, cfg->fail_interval_ms, 65536);
+    pc_limit_init(&h->fail_name, cfg->fail_burst, cfg->fail_interval_ms, 65536);
     int rc = pc_listener_start(net, &h->listener, cfg->host, cfg->port,
                                cfg->tls, on_accept, h);
     if (rc < 0) {

@@ -11,8 +11,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <uv.h>
+
 #include <openssl/ssl.h>
+#include <uv.h>
 
 #include "auth/auth.h"
 #include "net/net.h"
@@ -21,17 +22,17 @@
 struct pc_http;
 
 struct pc_http_cfg {
-    const char *host;       /* numeric address */
-    int port;               /* 0: any free port */
-    SSL_CTX *tls;           /* required: the API is never plain */
-    size_t max_body;        /* bytes of a request body */
-    unsigned max_conns;     /* connections at once */
+    const char *host;          /* numeric address */
+    int port;                  /* 0: any free port */
+    SSL_CTX *tls;              /* required: the API is never plain */
+    size_t max_body;           /* bytes of a request body */
+    unsigned max_conns;        /* connections at once */
     uint32_t query_timeout_ms; /* a request waits this long for the DB */
-    uint32_t iterations;    /* PBKDF2 iterations for passwords set here */
-    uint32_t idle_timeout_ms; /* a request must complete within this long
-                                 of the connection or the last answer */
-    uint32_t fail_burst;      /* failed logins allowed at once, per client
-                                 address and per account name ... */
+    uint32_t iterations;       /* PBKDF2 iterations for passwords set here */
+    uint32_t idle_timeout_ms;  /* a request must complete within this long
+                                  of the connection or the last answer */
+    uint32_t fail_burst;       /* failed logins allowed at once, per client
+                                  address and per account name ... */
     uint32_t fail_interval_ms; /* ... then one more per this long (429) */
 };
 
@@ -66,9 +67,8 @@ struct pc_http_req {
  * request target, body the whole body (may be empty). Returns 0 with req
  * filled, or an HTTP status (400, 404, 405) with *why set. req must start
  * zeroed (or cleared) and be cleared after use. */
-int pc_http_route(int method, const char *url, size_t url_len,
-                  const char *body, size_t body_len, struct pc_http_req *req,
-                  const char **why);
+int pc_http_route(int method, const char *url, size_t url_len, const char *body,
+                  size_t body_len, struct pc_http_req *req, const char **why);
 /* Frees the arguments and wipes the password. */
 void pc_http_req_clear(struct pc_http_req *req);
 

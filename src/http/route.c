@@ -3,19 +3,17 @@
  * fuzzed (tests/fuzz/http_route_fuzz.c). */
 #include "config.h"
 
-#include "http/http.h"
-
+#include <http_parser.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <http_parser.h>
-#include <jansson.h>
+#include "http/http.h"
 
 #define ARG_MAX    1024
 #define API_PREFIX "/api/v1/"
-
 
 enum body_kind {
     BODY_NONE,   /* no body expected (one is ignored) */
@@ -35,55 +33,159 @@ struct route {
 
 static const struct route routes[] = {
     {HTTP_GET, {"accounts"}, "account_list", BODY_NONE, {NULL}, NULL, 200},
-    {HTTP_POST, {"accounts"}, "account_create", BODY_FIELDS,
-     {"name", "admin", "password"}, NULL, 201},
-    {HTTP_PATCH, {"accounts", "*"}, "account_set", BODY_PAIRS, {NULL}, NULL,
+    {HTTP_POST,
+     {"accounts"},
+     "account_create",
+     BODY_FIELDS,
+     {"name", "admin", "password"},
+     NULL,
+     201},
+    {HTTP_PATCH,
+     {"accounts", "*"},
+     "account_set",
+     BODY_PAIRS,
+     {NULL},
+     NULL,
      200},
-    {HTTP_PUT, {"accounts", "*", "password"}, "account_set_keys", BODY_FIELDS,
-     {"password"}, NULL, 200},
-    {HTTP_DELETE, {"accounts", "*"}, "account_delete", BODY_NONE, {NULL},
-     NULL, 200},
-    {HTTP_POST, {"accounts", "*", "certs"}, "account_cert_add", BODY_FIELDS,
-     {"fingerprint"}, NULL, 201},
-    {HTTP_DELETE, {"accounts", "*", "certs", "*"}, "account_cert_remove",
-     BODY_NONE, {NULL}, NULL, 200},
+    {HTTP_PUT,
+     {"accounts", "*", "password"},
+     "account_set_keys",
+     BODY_FIELDS,
+     {"password"},
+     NULL,
+     200},
+    {HTTP_DELETE,
+     {"accounts", "*"},
+     "account_delete",
+     BODY_NONE,
+     {NULL},
+     NULL,
+     200},
+    {HTTP_POST,
+     {"accounts", "*", "certs"},
+     "account_cert_add",
+     BODY_FIELDS,
+     {"fingerprint"},
+     NULL,
+     201},
+    {HTTP_DELETE,
+     {"accounts", "*", "certs", "*"},
+     "account_cert_remove",
+     BODY_NONE,
+     {NULL},
+     NULL,
+     200},
     {HTTP_GET, {"groups"}, "group_list", BODY_NONE, {NULL}, NULL, 200},
-    {HTTP_POST, {"groups"}, "group_create", BODY_FIELDS,
-     {"name", "description"}, NULL, 201},
-    {HTTP_DELETE, {"groups", "*"}, "group_delete", BODY_NONE, {NULL}, NULL,
+    {HTTP_POST,
+     {"groups"},
+     "group_create",
+     BODY_FIELDS,
+     {"name", "description"},
+     NULL,
+     201},
+    {HTTP_DELETE,
+     {"groups", "*"},
+     "group_delete",
+     BODY_NONE,
+     {NULL},
+     NULL,
      200},
-    {HTTP_POST, {"groups", "*", "members"}, "group_add", BODY_FIELDS,
-     {"account"}, NULL, 201},
-    {HTTP_DELETE, {"groups", "*", "members", "*"}, "group_remove", BODY_NONE,
-     {NULL}, NULL, 200},
+    {HTTP_POST,
+     {"groups", "*", "members"},
+     "group_add",
+     BODY_FIELDS,
+     {"account"},
+     NULL,
+     201},
+    {HTTP_DELETE,
+     {"groups", "*", "members", "*"},
+     "group_remove",
+     BODY_NONE,
+     {NULL},
+     NULL,
+     200},
     {HTTP_GET, {"categories"}, "category_list", BODY_NONE, {NULL}, NULL, 200},
-    {HTTP_POST, {"categories"}, "category_create", BODY_FIELDS,
-     {"name", "description"}, NULL, 201},
-    {HTTP_GET, {"categories", "*"}, "category_show", BODY_NONE, {NULL}, NULL,
+    {HTTP_POST,
+     {"categories"},
+     "category_create",
+     BODY_FIELDS,
+     {"name", "description"},
+     NULL,
+     201},
+    {HTTP_GET,
+     {"categories", "*"},
+     "category_show",
+     BODY_NONE,
+     {NULL},
+     NULL,
      200},
-    {HTTP_PATCH, {"categories", "*"}, "category_set", BODY_PAIRS, {NULL},
-     NULL, 200},
-    {HTTP_DELETE, {"categories", "*"}, "category_delete", BODY_NONE, {NULL},
-     NULL, 200},
-    {HTTP_POST, {"categories", "*", "principals"}, "category_grant",
-     BODY_FIELDS, {"role", "principal"}, NULL, 201},
-    {HTTP_DELETE, {"categories", "*", "principals", "*", "*"},
-     "category_revoke", BODY_NONE, {NULL}, NULL, 200},
+    {HTTP_PATCH,
+     {"categories", "*"},
+     "category_set",
+     BODY_PAIRS,
+     {NULL},
+     NULL,
+     200},
+    {HTTP_DELETE,
+     {"categories", "*"},
+     "category_delete",
+     BODY_NONE,
+     {NULL},
+     NULL,
+     200},
+    {HTTP_POST,
+     {"categories", "*", "principals"},
+     "category_grant",
+     BODY_FIELDS,
+     {"role", "principal"},
+     NULL,
+     201},
+    {HTTP_DELETE,
+     {"categories", "*", "principals", "*", "*"},
+     "category_revoke",
+     BODY_NONE,
+     {NULL},
+     NULL,
+     200},
     {HTTP_GET, {"rooms"}, "room_list", BODY_NONE, {NULL}, NULL, 200},
-    {HTTP_POST, {"rooms"}, "room_create", BODY_FIELDS,
-     {"name", "category", "type", "privacy", "description"}, NULL, 201},
+    {HTTP_POST,
+     {"rooms"},
+     "room_create",
+     BODY_FIELDS,
+     {"name", "category", "type", "privacy", "description"},
+     NULL,
+     201},
     {HTTP_GET, {"rooms", "*"}, "room_show", BODY_NONE, {NULL}, NULL, 200},
     {HTTP_PATCH, {"rooms", "*"}, "room_set", BODY_PAIRS, {NULL}, NULL, 200},
-    {HTTP_DELETE, {"rooms", "*"}, "room_delete", BODY_NONE, {NULL}, NULL,
+    {HTTP_DELETE, {"rooms", "*"}, "room_delete", BODY_NONE, {NULL}, NULL, 200},
+    {HTTP_POST,
+     {"rooms", "*", "members"},
+     "room_grant",
+     BODY_FIELDS,
+     {"role", "principal"},
+     NULL,
+     201},
+    {HTTP_DELETE,
+     {"rooms", "*", "members", "*", "*"},
+     "room_revoke",
+     BODY_NONE,
+     {NULL},
+     NULL,
      200},
-    {HTTP_POST, {"rooms", "*", "members"}, "room_grant", BODY_FIELDS,
-     {"role", "principal"}, NULL, 201},
-    {HTTP_DELETE, {"rooms", "*", "members", "*", "*"}, "room_revoke",
-     BODY_NONE, {NULL}, NULL, 200},
-    {HTTP_DELETE, {"rooms", "*", "messages"}, "room_clear_history",
-     BODY_NONE, {NULL}, "before", 200},
-    {HTTP_DELETE, {"messages", "*"}, "message_remove", BODY_NONE, {NULL},
-     NULL, 200},
+    {HTTP_DELETE,
+     {"rooms", "*", "messages"},
+     "room_clear_history",
+     BODY_NONE,
+     {NULL},
+     "before",
+     200},
+    {HTTP_DELETE,
+     {"messages", "*"},
+     "message_remove",
+     BODY_NONE,
+     {NULL},
+     NULL,
+     200},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -129,7 +231,6 @@ pc_http_unescape(const char *s, size_t len, char *out, size_t cap)
     out[o] = '\0';
     return (int)o;
 }
-
 
 static int
 add_arg(struct pc_http_req *req, const char *s, size_t len)
@@ -182,8 +283,8 @@ add_json_arg(struct pc_http_req *req, json_t *v)
  * "*" segments as arguments. Returns the route, or NULL with *status set
  * (404 no such path, 405 path known but not with this method). */
 static const struct route *
-route_match(struct pc_http_req *req, int method, const char *path,
-            size_t len, int *status)
+route_match(struct pc_http_req *req, int method, const char *path, size_t len,
+            int *status)
 {
     const char *seg[6];
     size_t seglen[6];
@@ -257,8 +358,7 @@ route_match(struct pc_http_req *req, int method, const char *path,
 
 /* Finds name=value in a query string and unescapes it into out. */
 static bool
-query_param(const char *q, size_t len, const char *name, char *out,
-            size_t cap)
+query_param(const char *q, size_t len, const char *name, char *out, size_t cap)
 {
     size_t nlen = strlen(name);
     size_t i = 0;
@@ -295,8 +395,7 @@ body_args(struct pc_http_req *req, const struct route *rt, const char *body,
         *why = "a JSON object is required in the body";
         return 400;
     }
-    j = json_loadb(body, body_len, JSON_REJECT_DUPLICATES,
-                   &jerr);
+    j = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(j)) {
         json_decref(j);
         *why = "the body is not a JSON object";
@@ -309,7 +408,8 @@ body_args(struct pc_http_req *req, const struct route *rt, const char *body,
             *why = "nothing to change";
             status = 400;
         }
-        json_object_foreach (j, key, v) {
+        json_object_foreach(j, key, v)
+        {
             if (status == 0
                 && (add_arg(req, key, strlen(key)) < 0
                     || add_json_arg(req, v) < 0)) {
@@ -321,7 +421,8 @@ body_args(struct pc_http_req *req, const struct route *rt, const char *body,
         json_decref(j);
         return status;
     }
-    json_object_foreach (j, key, v) {
+    json_object_foreach(j, key, v)
+    {
         bool known = false;
         for (int f = 0; f < 6 && rt->fields[f]; f++) {
             known = known || strcmp(rt->fields[f], key) == 0;

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,6 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "auth/auth.h"
@@ -55,93 +55,249 @@ struct admin_cmd {
 };
 
 static const struct admin_cmd cmds[] = {
-    {{"account", "add", NULL}, 1, "NAME [--admin] [--password-stdin|--no-password] [--iterations N]",
-     OPT_ADMIN | OPT_PASSWORD, "ak", OUT_DONE,
+    {{"account", "add", NULL},
+     1,
+     "NAME [--admin] [--password-stdin|--no-password] [--iterations N]",
+     OPT_ADMIN | OPT_PASSWORD,
+     "ak",
+     OUT_DONE,
      "SELECT pchat_account_create(NULL, $1, $2::boolean, $3::integer,"
      " $4::bytea, $5::bytea, $6::bytea)",
      "created"},
-    {{"account", "passwd", NULL}, 1, "NAME [--password-stdin] [--iterations N]",
-     OPT_PASSWORD, "k", OUT_DONE,
+    {{"account", "passwd", NULL},
+     1,
+     "NAME [--password-stdin] [--iterations N]",
+     OPT_PASSWORD,
+     "k",
+     OUT_DONE,
      "SELECT pchat_account_set_keys(NULL, $1, $2::integer, $3::bytea,"
      " $4::bytea, $5::bytea)",
      "password changed"},
-    {{"account", "del", NULL}, 1, "NAME", 0, "", OUT_DONE,
-     "SELECT pchat_account_delete(NULL, $1)", "deleted"},
-    {{"account", "set", NULL}, 3, "NAME admin|disabled|display_name VALUE", 0,
-     "", OUT_DONE, "SELECT pchat_account_set(NULL, $1, $2, $3)",
+    {{"account", "del", NULL},
+     1,
+     "NAME",
+     0,
+     "",
+     OUT_DONE,
+     "SELECT pchat_account_delete(NULL, $1)",
+     "deleted"},
+    {{"account", "set", NULL},
+     3,
+     "NAME admin|disabled|display_name VALUE",
+     0,
+     "",
+     OUT_DONE,
+     "SELECT pchat_account_set(NULL, $1, $2, $3)",
      "changed"},
-    {{"account", "cert", "add"}, 2, "NAME SHA256-FINGERPRINT", 0, "", OUT_DONE,
+    {{"account", "cert", "add"},
+     2,
+     "NAME SHA256-FINGERPRINT",
+     0,
+     "",
+     OUT_DONE,
      "SELECT pchat_account_cert_add(NULL, $1, $2)",
      "certificate bound"},
-    {{"account", "cert", "del"}, 1, "SHA256-FINGERPRINT", 0, "", OUT_DONE,
+    {{"account", "cert", "del"},
+     1,
+     "SHA256-FINGERPRINT",
+     0,
+     "",
+     OUT_DONE,
      "SELECT pchat_account_cert_remove(NULL, $1)",
      "unbound"},
-    {{"account", "list", NULL}, 0, "", 0, "", OUT_LIST,
-     "SELECT pchat_account_list(NULL)", NULL},
-    {{"group", "add", NULL}, 1, "NAME [--description TEXT]", OPT_DESCRIPTION,
-     "d", OUT_DONE, "SELECT pchat_group_create(NULL, $1, $2)",
+    {{"account", "list", NULL},
+     0,
+     "",
+     0,
+     "",
+     OUT_LIST,
+     "SELECT pchat_account_list(NULL)",
+     NULL},
+    {{"group", "add", NULL},
+     1,
+     "NAME [--description TEXT]",
+     OPT_DESCRIPTION,
+     "d",
+     OUT_DONE,
+     "SELECT pchat_group_create(NULL, $1, $2)",
      "created"},
-    {{"group", "del", NULL}, 1, "NAME", 0, "", OUT_DONE,
-     "SELECT pchat_group_delete(NULL, $1)", "deleted"},
-    {{"group", "member", "add"}, 2, "GROUP ACCOUNT", 0, "", OUT_DONE,
-     "SELECT pchat_group_add(NULL, $1, $2)", "changed"},
-    {{"group", "member", "del"}, 2, "GROUP ACCOUNT", 0, "", OUT_DONE,
-     "SELECT pchat_group_remove(NULL, $1, $2)", "changed"},
-    {{"group", "list", NULL}, 0, "", 0, "", OUT_LIST,
-     "SELECT pchat_group_list(NULL)", NULL},
-    {{"category", "add", NULL}, 1, "NAME [--description TEXT]",
-     OPT_DESCRIPTION, "d", OUT_DONE,
-     "SELECT pchat_category_create(NULL, $1, $2)", "created"},
-    {{"category", "del", NULL}, 1, "NAME", 0, "", OUT_DONE,
-     "SELECT pchat_category_delete(NULL, $1)", "deleted"},
-    {{"category", "set", NULL}, 3,
+    {{"group", "del", NULL},
+     1,
+     "NAME",
+     0,
+     "",
+     OUT_DONE,
+     "SELECT pchat_group_delete(NULL, $1)",
+     "deleted"},
+    {{"group", "member", "add"},
+     2,
+     "GROUP ACCOUNT",
+     0,
+     "",
+     OUT_DONE,
+     "SELECT pchat_group_add(NULL, $1, $2)",
+     "changed"},
+    {{"group", "member", "del"},
+     2,
+     "GROUP ACCOUNT",
+     0,
+     "",
+     OUT_DONE,
+     "SELECT pchat_group_remove(NULL, $1, $2)",
+     "changed"},
+    {{"group", "list", NULL},
+     0,
+     "",
+     0,
+     "",
+     OUT_LIST,
+     "SELECT pchat_group_list(NULL)",
+     NULL},
+    {{"category", "add", NULL},
+     1,
+     "NAME [--description TEXT]",
+     OPT_DESCRIPTION,
+     "d",
+     OUT_DONE,
+     "SELECT pchat_category_create(NULL, $1, $2)",
+     "created"},
+    {{"category", "del", NULL},
+     1,
+     "NAME",
+     0,
+     "",
+     OUT_DONE,
+     "SELECT pchat_category_delete(NULL, $1)",
+     "deleted"},
+    {{"category", "set", NULL},
+     3,
      "NAME description|invitations_allowed|uploads_allowed|history_kept VALUE",
-     0, "", OUT_DONE, "SELECT pchat_category_set(NULL, $1, $2, $3)",
+     0,
+     "",
+     OUT_DONE,
+     "SELECT pchat_category_set(NULL, $1, $2, $3)",
      "changed"},
-    {{"category", "grant", NULL}, 3, "NAME allowed|denied|creator PRINCIPAL",
-     0, "", OUT_DONE, "SELECT pchat_category_grant(NULL, $1, $2, $3)",
+    {{"category", "grant", NULL},
+     3,
+     "NAME allowed|denied|creator PRINCIPAL",
+     0,
+     "",
+     OUT_DONE,
+     "SELECT pchat_category_grant(NULL, $1, $2, $3)",
      "changed"},
-    {{"category", "revoke", NULL}, 3, "NAME allowed|denied|creator PRINCIPAL",
-     0, "", OUT_DONE, "SELECT pchat_category_revoke(NULL, $1, $2, $3)",
+    {{"category", "revoke", NULL},
+     3,
+     "NAME allowed|denied|creator PRINCIPAL",
+     0,
+     "",
+     OUT_DONE,
+     "SELECT pchat_category_revoke(NULL, $1, $2, $3)",
      "changed"},
-    {{"category", "list", NULL}, 0, "", 0, "", OUT_LIST,
-     "SELECT pchat_category_list(NULL)", NULL},
-    {{"category", "show", NULL}, 1, "NAME", 0, "", OUT_SHOW,
-     "SELECT pchat_category_show(NULL, $1)", NULL},
-    {{"room", "add", NULL}, 1,
+    {{"category", "list", NULL},
+     0,
+     "",
+     0,
+     "",
+     OUT_LIST,
+     "SELECT pchat_category_list(NULL)",
+     NULL},
+    {{"category", "show", NULL},
+     1,
+     "NAME",
+     0,
+     "",
+     OUT_SHOW,
+     "SELECT pchat_category_show(NULL, $1)",
+     NULL},
+    {{"room", "add", NULL},
+     1,
      "NAME [--category C] [--type normal|auditorium] "
      "[--privacy open|closed|secret] [--description TEXT]",
-     OPT_CATEGORY | OPT_TYPE | OPT_PRIVACY | OPT_DESCRIPTION, "ctpd",
-     OUT_DONE, "SELECT pchat_room_create(NULL, $1, $2, $3, $4, $5)",
+     OPT_CATEGORY | OPT_TYPE | OPT_PRIVACY | OPT_DESCRIPTION,
+     "ctpd",
+     OUT_DONE,
+     "SELECT pchat_room_create(NULL, $1, $2, $3, $4, $5)",
      "created"},
-    {{"room", "del", NULL}, 1, "NAME", 0, "", OUT_DONE,
-     "SELECT pchat_room_delete(NULL, $1)", "deleted"},
-    {{"room", "set", NULL}, 3,
+    {{"room", "del", NULL},
+     1,
+     "NAME",
+     0,
+     "",
+     OUT_DONE,
+     "SELECT pchat_room_delete(NULL, $1)",
+     "deleted"},
+    {{"room", "set", NULL},
+     3,
      "NAME description|topic|type|privacy|category|addin_url|disabled VALUE",
-     0, "", OUT_DONE, "SELECT pchat_room_set(NULL, $1, $2, $3)",
+     0,
+     "",
+     OUT_DONE,
+     "SELECT pchat_room_set(NULL, $1, $2, $3)",
      "changed"},
-    {{"room", "grant", NULL}, 3, "NAME member|manager|presenter PRINCIPAL", 0,
-     "", OUT_DONE, "SELECT pchat_room_grant(NULL, $1, $2, $3)",
+    {{"room", "grant", NULL},
+     3,
+     "NAME member|manager|presenter PRINCIPAL",
+     0,
+     "",
+     OUT_DONE,
+     "SELECT pchat_room_grant(NULL, $1, $2, $3)",
      "changed"},
-    {{"room", "revoke", NULL}, 3, "NAME member|manager|presenter PRINCIPAL",
-     0, "", OUT_DONE, "SELECT pchat_room_revoke(NULL, $1, $2, $3)",
+    {{"room", "revoke", NULL},
+     3,
+     "NAME member|manager|presenter PRINCIPAL",
+     0,
+     "",
+     OUT_DONE,
+     "SELECT pchat_room_revoke(NULL, $1, $2, $3)",
      "changed"},
-    {{"room", "disable", NULL}, 1, "NAME", 0, "", OUT_DONE,
+    {{"room", "disable", NULL},
+     1,
+     "NAME",
+     0,
+     "",
+     OUT_DONE,
      "SELECT pchat_room_set(NULL, $1, 'disabled', 'true')",
      "disabled"},
-    {{"room", "enable", NULL}, 1, "NAME", 0, "", OUT_DONE,
+    {{"room", "enable", NULL},
+     1,
+     "NAME",
+     0,
+     "",
+     OUT_DONE,
      "SELECT pchat_room_set(NULL, $1, 'disabled', 'false')",
      "enabled"},
-    {{"room", "list", NULL}, 0, "", 0, "", OUT_LIST,
-     "SELECT pchat_room_list(NULL)", NULL},
-    {{"room", "show", NULL}, 1, "NAME", 0, "", OUT_SHOW,
-     "SELECT pchat_room_show(NULL, $1)", NULL},
-    {{"room", "clear-history", NULL}, 1, "NAME --before DATE", OPT_BEFORE,
-     "b", OUT_COUNT,
+    {{"room", "list", NULL},
+     0,
+     "",
+     0,
+     "",
+     OUT_LIST,
+     "SELECT pchat_room_list(NULL)",
+     NULL},
+    {{"room", "show", NULL},
+     1,
+     "NAME",
+     0,
+     "",
+     OUT_SHOW,
+     "SELECT pchat_room_show(NULL, $1)",
+     NULL},
+    {{"room", "clear-history", NULL},
+     1,
+     "NAME --before DATE",
+     OPT_BEFORE,
+     "b",
+     OUT_COUNT,
      "SELECT pchat_room_clear_history(NULL, $1, $2::timestamptz)",
      "message(s) removed"},
-    {{"room", "remove-message", NULL}, 1, "MSGID", 0, "", OUT_DONE,
-     "SELECT pchat_message_remove(NULL, $1)", "removed"},
+    {{"room", "remove-message", NULL},
+     1,
+     "MSGID",
+     0,
+     "",
+     OUT_DONE,
+     "SELECT pchat_message_remove(NULL, $1)",
+     "removed"},
 };
 
 #define NCMDS        (sizeof(cmds) / sizeof(cmds[0]))
@@ -162,8 +318,8 @@ pc_ctl_admin_usage(FILE *out)
         const struct admin_cmd *c = &cmds[i];
         (void)fprintf(out, "       pchatctl [--json] %s %s%s%s%s%s\n",
                       c->words[0], c->words[1], c->words[2] ? " " : "",
-                      c->words[2] ? c->words[2] : "", c->nargs || c->opts ? " " : "",
-                      c->args_usage);
+                      c->words[2] ? c->words[2] : "",
+                      c->nargs || c->opts ? " " : "", c->args_usage);
     }
 }
 
@@ -370,14 +526,30 @@ parse_opts(const struct admin_cmd *c, int argc, char **argv,
             return -1;
         }
         switch (opt) {
-        case 'd': o->description = optarg; break;
-        case 'c': o->category = optarg; break;
-        case 't': o->type = optarg; break;
-        case 'p': o->privacy = optarg; break;
-        case 'b': o->before = optarg; break;
-        case 'a': o->admin = true; break;
-        case 's': o->password_stdin = true; break;
-        case 'n': o->no_password = true; break;
+        case 'd':
+            o->description = optarg;
+            break;
+        case 'c':
+            o->category = optarg;
+            break;
+        case 't':
+            o->type = optarg;
+            break;
+        case 'p':
+            o->privacy = optarg;
+            break;
+        case 'b':
+            o->before = optarg;
+            break;
+        case 'a':
+            o->admin = true;
+            break;
+        case 's':
+            o->password_stdin = true;
+            break;
+        case 'n':
+            o->no_password = true;
+            break;
         case 'i':
             errno = 0;
             o->iterations = strtoul(optarg, &end, 10);
@@ -388,7 +560,8 @@ parse_opts(const struct admin_cmd *c, int argc, char **argv,
                 return -1;
             }
             break;
-        default: return -1;
+        default:
+            return -1;
         }
     }
     if (argc - optind != c->nargs) {
@@ -418,7 +591,8 @@ print_value(FILE *out, json_t *v)
     } else if (json_is_array(v)) {
         size_t i;
         json_t *e;
-        json_array_foreach (v, i, e) {
+        json_array_foreach(v, i, e)
+        {
             if (i > 0) {
                 (void)fputc(',', out);
             }
@@ -449,9 +623,11 @@ print_object(FILE *out, json_t *obj, bool one_line)
     if (one_line) {
         print_value(out, json_object_get(obj, "name"));
     }
-    json_object_foreach (obj, key, v) {
-        if (one_line && (strcmp(key, "name") == 0 || is_empty(v)
-                         || strcmp(key, "created_at") == 0)) {
+    json_object_foreach(obj, key, v)
+    {
+        if (one_line
+            && (strcmp(key, "name") == 0 || is_empty(v)
+                || strcmp(key, "created_at") == 0)) {
             continue;
         }
         (void)fprintf(out, one_line ? " %s=" : "%s: ", key);
@@ -482,7 +658,8 @@ print_json(const char *text, enum out_kind kind, bool as_json)
     } else if (kind == OUT_LIST) {
         size_t i;
         json_t *e;
-        json_array_foreach (j, i, e) {
+        json_array_foreach(j, i, e)
+        {
             print_object(stdout, e, true);
         }
     } else {
@@ -495,10 +672,9 @@ print_json(const char *text, enum out_kind kind, bool as_json)
 static int
 report_error(const PGresult *res, PGconn *db)
 {
-    const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
-                          : NULL;
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
-                            : NULL;
+    const char *msg =
+        res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     if (msg != NULL) {
         (void)fprintf(stderr, "pchatctl: %s (SQLSTATE %s)\n", msg,
                       state ? state : "?");
@@ -534,12 +710,24 @@ pc_ctl_admin(PGconn *db, int argc, char **argv, bool as_json)
     }
     for (const char *e = c->extra; *e != '\0'; e++) {
         switch (*e) {
-        case 'd': params[n++] = o.description; break;
-        case 'c': params[n++] = o.category; break;
-        case 't': params[n++] = o.type; break;
-        case 'p': params[n++] = o.privacy; break;
-        case 'b': params[n++] = o.before; break;
-        case 'a': params[n++] = o.admin ? "true" : "false"; break;
+        case 'd':
+            params[n++] = o.description;
+            break;
+        case 'c':
+            params[n++] = o.category;
+            break;
+        case 't':
+            params[n++] = o.type;
+            break;
+        case 'p':
+            params[n++] = o.privacy;
+            break;
+        case 'b':
+            params[n++] = o.before;
+            break;
+        case 'a':
+            params[n++] = o.admin ? "true" : "false";
+            break;
         case 'k':
             if (o.no_password) {
                 params[n++] = NULL;
@@ -556,7 +744,8 @@ pc_ctl_admin(PGconn *db, int argc, char **argv, bool as_json)
             params[n++] = kp.stored;
             params[n++] = kp.server;
             break;
-        default: return 2;
+        default:
+            return 2;
         }
     }
     PGresult *res = PQexecParams(db, c->sql, n, NULL, params, NULL, NULL, 0);
@@ -567,9 +756,9 @@ pc_ctl_admin(PGconn *db, int argc, char **argv, bool as_json)
     } else if (c->out == OUT_LIST || c->out == OUT_SHOW) {
         rc = print_json(PQgetvalue(res, 0, 0), c->out, as_json);
     } else if (as_json) {
-        json_t *j = json_pack("{s:b,s:s?}", "ok", 1, "result",
-                              PQgetisnull(res, 0, 0) ? NULL
-                                                     : PQgetvalue(res, 0, 0));
+        json_t *j =
+            json_pack("{s:b,s:s?}", "ok", 1, "result",
+                      PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0));
         (void)json_dumpf(j, stdout, JSON_SORT_KEYS);
         (void)fputc('\n', stdout);
         json_decref(j);

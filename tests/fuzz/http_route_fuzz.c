@@ -18,8 +18,8 @@
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const int methods[] = {HTTP_GET, HTTP_POST, HTTP_PUT, HTTP_PATCH,
-                                  HTTP_DELETE, HTTP_OPTIONS};
+    static const int methods[] = {HTTP_GET,   HTTP_POST,   HTTP_PUT,
+                                  HTTP_PATCH, HTTP_DELETE, HTTP_OPTIONS};
     struct pc_http_req req;
     const char *why = NULL;
 
@@ -35,8 +35,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t body_len = nul ? len - url_len - 1 : 0;
 
     memset(&req, 0, sizeof(req));
-    int status = pc_http_route(method, in, url_len, body, body_len, &req,
-                               &why);
+    int status = pc_http_route(method, in, url_len, body, body_len, &req, &why);
     if (status == 0) {
         fuzz_check(req.op != NULL && (req.status == 200 || req.status == 201));
         fuzz_check(req.nargs >= 0 && req.nargs <= PC_HTTP_MAX_ARGS);
@@ -49,9 +48,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 fuzz_check(req.args[req.key_arg + i] == NULL);
             }
         }
-        fuzz_check(!req.derive || (req.pass_len > 0
-                                   && req.pass_len <= PC_AUTH_PASS_MAX
-                                   && req.key_arg >= 0));
+        fuzz_check(!req.derive
+                   || (req.pass_len > 0 && req.pass_len <= PC_AUTH_PASS_MAX
+                       && req.key_arg >= 0));
     } else {
         fuzz_check((status == 400 || status == 404 || status == 405)
                    && why != NULL);
