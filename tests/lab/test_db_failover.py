@@ -1,7 +1,8 @@
 """The mirrored database in the cluster lab (tests/lab/up --chat 3 --db 2
 --pchat): PostgreSQL on db1 (primary) and db2 (synchronous standby) under
-Pacemaker with PAF, the primary's virtual IP, ocf:pchat:pgsql-sync, and
-pchatd on the chat hosts reaching the database through that address.
+Pacemaker with PAF, the primary's virtual IP, and pchatd on the chat hosts
+reaching the database through that address, with
+database.mirror_policy = availability (mirror_timeout_ms = 1000).
 Clients post through both active nodes while the primary's postmaster is
 SIGKILLed; the standby is promoted; posting resumes; every acknowledged
 message is in history exactly once. Then the old primary is rebuilt with
@@ -76,10 +77,10 @@ def resource_on(rid):
 
 
 def synchronous(p):
-    """The primary p has a synchronous standby streaming, with
-    synchronous_standby_names set."""
+    """The primary p has a synchronous standby streaming (its
+    synchronous_standby_names names the peer)."""
     return psql(p, "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'") == "1" \
-        and psql(p, "SHOW synchronous_standby_names") == "*"
+        and psql(p, "SHOW synchronous_standby_names") not in (None, "")
 
 
 def pg_diagnose():
@@ -102,7 +103,7 @@ def pg_diagnose():
 def test_pair_is_synchronous_under_pacemaker(lab):
     wait_for(lambda: primary() == "db1" and db_roles().get("db2") == "Unpromoted", 60,
              "db1 promoted, db2 unpromoted")
-    assert resource_on("pgsql-vip") == "db1" and resource_on("pgsql-sync") == "db1"
+    assert resource_on("pgsql-vip") == "db1"
     wait_for(lambda: synchronous("db1"), 30, "db2 streaming synchronously from db1")
     assert psql("db2", "SELECT pg_is_in_recovery()") == "t"
     # pchatd reaches the database through the address: both active nodes post.
@@ -136,16 +137,19 @@ def test_primary_killed_standby_promoted_posting_resumes(lab, tmp_path):
     # The longest wait came with the failover, and ended in time.
     assert result["last_ack_before_outage_s"] < fenced - t_kill + 1, result
     assert result["posting_resumed_s"] is not None and result["posting_resumed_s"] < FIRST_POST_S, result
-    # Alone, the new primary does not wait for a standby (pgsql-sync).
+    # Alone, the new primary was switched to asynchronous commit by pchatd
+    # (mirror_policy = availability), which says so.
     assert psql("db2", "SELECT pg_is_in_recovery()") == "f"
     assert psql("db2", "SHOW synchronous_standby_names") == ""
+    active = LAB.vips()["vip1"]
+    wait_for(lambda: LAB.ctl_status(active).get("mirror") == "async", 10,
+             "pchatctl status mirror=async on " + active)
 
 
 def test_old_primary_rewound_rejoins_as_synchronous_standby(lab):
     """The fenced host boots; before its database may run again it is
     rewound onto the new primary's timeline (pg_rewind), then Pacemaker
-    starts it as the standby and pgsql-sync makes replication synchronous
-    again."""
+    starts it as the standby and pchatd makes commit synchronous again."""
     if "t_kill" not in state:
         pytest.skip("the failover test did not run")
     t0 = time.time()
@@ -172,6 +176,9 @@ def test_old_primary_rewound_rejoins_as_synchronous_standby(lab):
     except AssertionError as e:
         raise AssertionError("%s\n%s" % (e, pg_diagnose()))
     figure("db rejoin", "old primary booted, rewound, synchronous standby again", time.time() - t0)
+    active = LAB.vips()["vip1"]
+    wait_for(lambda: LAB.ctl_status(active).get("mirror") == "sync", 10,
+             "pchatctl status mirror=sync on " + active)
     assert primary() == "db2" and resource_on("pgsql-vip") == "db2"
     r = LAB.client("chat", "198.18.0.51", "198.18.0.52", "5", "#dbrejoined")
     assert r["count"] == 10 and r["same_order"] and r["history_matches"], r
