@@ -277,7 +277,8 @@ control_status(void *arg, struct pc_buf *out)
                         "quorate=%s\nbus=%s\nnode=%u\ndatabase=%s\n"
                         "clients=%" PRIu64 "\ndraining=%s\n"
                         "mirror=%s\nmirror_policy=%s\n"
-                        "mirror_async_switches=%" PRIu64 "\n",
+                        "mirror_async_switches=%" PRIu64 "\n"
+                        "history_reads=%s\n",
                         PACKAGE_VERSION, (long)getpid(),
                         w->active ? "active" : "standby",
                         w->nlisteners > 0 ? "yes" : "no",
@@ -290,7 +291,9 @@ control_status(void *arg, struct pc_buf *out)
                                         pc_mirror_state(w->mirror))
                                   : "-",
                         w->conf.db_mirror_policy,
-                        w->mirror ? pc_mirror_async_switches(w->mirror) : 0);
+                        w->mirror ? pc_mirror_async_switches(w->mirror) : 0,
+                        pc_store_reading_standby(w->store) ? "standby"
+                                                           : "primary");
 }
 
 static const struct pc_control_ops control_ops = {
@@ -540,6 +543,9 @@ start_worker(struct pc_worker *w, bool standby)
 
     if (rc == 0) {
         rc = pc_store_new(&w->store, &w->loop, &scfg, store_state, w);
+    }
+    if (rc == 0 && w->conf.db_read_standby_conninfo[0] != '\0') {
+        rc = pc_store_set_reader(w->store, w->conf.db_read_standby_conninfo);
     }
     if (rc == 0) {
         struct pc_mirror_cfg mcfg = {

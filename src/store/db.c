@@ -70,6 +70,8 @@ struct pc_store {
     uv_prepare_t kick;     /* sends what pc_store_query() queued */
     uint32_t backoff_ms;
     const char *name;             /* pc_store_set_name(), or NULL */
+    struct pc_store *reader;      /* history reads (pc_store_set_reader) */
+    bool reads_standby;           /* pc_store_reads_standby() */
     bool writes_held;             /* pc_store_hold_writes() */
     bool writes[PC_STMT_COUNT];   /* statements that may write */
     struct store_query *wait_head, **wait_tail;
@@ -865,7 +867,168 @@ pc_store_start(struct pc_store *s)
     if (s->state == PC_STORE_DISCONNECTED) {
         connect_start(s);
     }
+    if (s->reader != NULL) {
+        (void)pc_store_start(s->reader);
+    }
     return 0;
+}
+
+/* Copies nparams strings (NULL stays NULL) into a new array; *out is NULL
+ * for none. */
+static int
+params_copy(char ***out, const char *const *params, int nparams)
+{
+    *out = NULL;
+    if (nparams <= 0) {
+        return 0;
+    }
+    char **copy = calloc((size_t)nparams, sizeof(char *));
+    if (copy == NULL) {
+        return -ENOMEM;
+    }
+    for (int i = 0; i < nparams; i++) {
+        if (params[i] != NULL && (copy[i] = strdup(params[i])) == NULL) {
+            while (i-- > 0) {
+                free(copy[i]);
+            }
+            free(copy);
+            return -ENOMEM;
+        }
+    }
+    *out = copy;
+    return 0;
+}
+
+/* History reads on the standby. */
+
+/* Statements that only read committed history, which a standby that has
+ * applied every acknowledged commit answers the same as the primary. */
+static bool
+stmt_reads_history(enum pc_stmt stmt)
+{
+    switch (stmt) {
+    case PC_STMT_HIST_BEFORE:
+    case PC_STMT_HIST_AFTER:
+    case PC_STMT_HIST_SEQ_OF:
+    case PC_STMT_HIST_SEQ_AT:
+    case PC_STMT_HIST_TARGETS:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* A read sent to the standby, kept so that it can go to the primary
+ * instead if the standby does not answer. */
+struct reroute {
+    struct pc_store *s;
+    enum pc_stmt stmt;
+    int nparams;
+    char **params;
+    uint64_t deadline_ms;
+    pc_store_cb cb;
+    void *arg;
+};
+
+static void
+reroute_free(struct reroute *rr)
+{
+    for (int i = 0; i < rr->nparams; i++) {
+        free(rr->params[i]);
+    }
+    free(rr->params);
+    free(rr);
+}
+
+static int queue_query(struct pc_store *s, enum pc_stmt stmt,
+                       const char *sql, const char *const *params,
+                       int nparams, uint64_t deadline_ms, pc_store_cb cb,
+                       void *arg);
+
+static void
+on_reader_result(void *arg, int status, PGresult *res)
+{
+    struct reroute *rr = arg;
+    struct pc_store *s = rr->s;
+
+    if (status == 0) {
+        rr->cb(rr->arg, 0, res);
+    } else if (s->closing
+               || queue_query(s, rr->stmt, NULL,
+                              (const char *const *)rr->params, rr->nparams,
+                              rr->deadline_ms, rr->cb, rr->arg)
+                      < 0) {
+        rr->cb(rr->arg, PC_ECANCELED, NULL);
+    } else if (status == PC_EDB) {
+        /* E.g. canceled for a conflict with recovery: the primary answers
+         * instead (a read only: resending it is harmless). */
+        pc_log(PC_LOG_INFO, "store", "history read on the standby failed, "
+               "asking the primary: %s",
+               PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+                   ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+                   : "?");
+    }
+    reroute_free(rr);
+}
+
+static int
+reader_query(struct pc_store *s, enum pc_stmt stmt,
+             const char *const *params, int nparams, uint64_t deadline_ms,
+             pc_store_cb cb, void *arg)
+{
+    struct reroute *rr = calloc(1, sizeof(*rr));
+    if (rr == NULL) {
+        return -ENOMEM;
+    }
+    *rr = (struct reroute){s, stmt, 0, NULL, deadline_ms, cb, arg};
+    if (params_copy(&rr->params, params, nparams) < 0) {
+        free(rr);
+        return -ENOMEM;
+    }
+    rr->nparams = nparams;
+    int rc = pc_store_query(s->reader, stmt, params, nparams, deadline_ms,
+                            on_reader_result, rr);
+    if (rc < 0) {
+        reroute_free(rr);
+    }
+    return rc;
+}
+
+int
+pc_store_set_reader(struct pc_store *s, const char *conninfo)
+{
+    struct pc_store_cfg cfg = s->cfg;
+
+    if (s->reader != NULL || s->state != PC_STORE_DISCONNECTED) {
+        return -EINVAL;
+    }
+    cfg.conninfo = conninfo;
+    int rc = pc_store_new(&s->reader, s->loop, &cfg, NULL, NULL);
+    if (rc < 0) {
+        return rc;
+    }
+    pc_store_set_name(s->reader, "pchatd-reader");
+    s->handles++;
+    return 0;
+}
+
+void
+pc_store_reads_standby(struct pc_store *s, bool ok)
+{
+    if (s->reader == NULL || s->reads_standby == ok) {
+        return;
+    }
+    s->reads_standby = ok;
+    pc_log(PC_LOG_NOTICE, "store", "history reads go to %s",
+           ok ? "the standby (database.read_standby_conninfo)"
+              : "the primary");
+}
+
+bool
+pc_store_reading_standby(const struct pc_store *s)
+{
+    return s->reader != NULL && s->reads_standby
+           && s->reader->state == PC_STORE_READY;
 }
 
 static int
@@ -883,23 +1046,11 @@ queue_query(struct pc_store *s, enum pc_stmt stmt, const char *sql,
     q->deadline_ms = deadline_ms;
     q->cb = cb;
     q->arg = arg;
-    if (nparams > 0) {
-        q->params = calloc((size_t)nparams, sizeof(char *));
-        if (q->params == NULL) {
-            free(q);
-            return -ENOMEM;
-        }
-        q->nparams = nparams;
-        for (int i = 0; i < nparams; i++) {
-            if (params[i] != NULL) {
-                q->params[i] = strdup(params[i]);
-                if (q->params[i] == NULL) {
-                    query_free(q);
-                    return -ENOMEM;
-                }
-            }
-        }
+    if (params_copy(&q->params, params, nparams) < 0) {
+        free(q);
+        return -ENOMEM;
     }
+    q->nparams = nparams;
     q->next = NULL;
     *s->wait_tail = q;
     s->wait_tail = &q->next;
@@ -938,6 +1089,9 @@ pc_store_query(struct pc_store *s, enum pc_stmt stmt,
 {
     if (s->closing || (unsigned)stmt >= PC_STMT_COUNT) {
         return PC_ECANCELED;
+    }
+    if (stmt_reads_history(stmt) && pc_store_reading_standby(s)) {
+        return reader_query(s, stmt, params, nparams, deadline_ms, cb, arg);
     }
     return queue_query(s, stmt, NULL, params, nparams, deadline_ms, cb, arg);
 }
@@ -990,6 +1144,12 @@ own_handle_closed(uv_handle_t *h)
     handle_gone(h->data);
 }
 
+static void
+reader_closed(void *arg)
+{
+    handle_gone(arg);
+}
+
 void
 pc_store_close(struct pc_store *s, void (*done_cb)(void *), void *done_arg)
 {
@@ -1008,6 +1168,11 @@ pc_store_close(struct pc_store *s, void (*done_cb)(void *), void *done_arg)
     s->wait_tail = &s->wait_head;
     store_fail_conn(s, "closing");
     s->state = PC_STORE_CLOSED;
+    if (s->reader != NULL) {
+        /* Its reads fall back here, find the store closing and end with
+         * PC_ECANCELED. */
+        pc_store_close(s->reader, reader_closed, s);
+    }
     uv_close((uv_handle_t *)&s->conn_timer, own_handle_closed);
     uv_close((uv_handle_t *)&s->tick, own_handle_closed);
     uv_close((uv_handle_t *)&s->kick, own_handle_closed);

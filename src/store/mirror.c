@@ -62,6 +62,7 @@ struct pc_mirror {
     uint64_t settle_ms;     /* no new switch before this (a reload is
                                seen by our session a little later) */
     bool warned_commit;
+    bool warned_reads;
     bool closing;
     unsigned handles;
     void (*done_cb)(void *);
@@ -157,6 +158,9 @@ set_state(struct pc_mirror *m, enum pc_mirror_state st, const char *names,
     }
     pc_store_hold_writes(m->store, st == PC_MIRROR_UNKNOWN
                                        || st == PC_MIRROR_MISSING);
+    if (st != PC_MIRROR_SYNC) {
+        pc_store_reads_standby(m->store, false);
+    }
 }
 
 static uint64_t
@@ -279,6 +283,20 @@ on_status(void *arg, int status, PGresult *res)
         pc_log(PC_LOG_WARN, "mirror", "synchronous_commit = %s: COMMIT does "
                "not wait for the mirror; set it to on", commit);
     }
+    /* A standby answers history reads the same as the primary only if it
+     * has applied every acknowledged commit: each streaming standby is
+     * one COMMIT waits for, and waits for it to apply. */
+    bool apply = strcmp(commit, "remote_apply") == 0;
+    bool reads = priv && apply && names[0] != '\0' && nsync >= needed
+                 && streaming > 0 && needed >= streaming;
+    if (!apply && !m->warned_reads) {
+        m->warned_reads = true;
+        pc_log(PC_LOG_INFO, "mirror", "synchronous_commit = %s, not "
+               "remote_apply: history reads (if "
+               "database.read_standby_conninfo is set) stay on the primary",
+               commit);
+    }
+    pc_store_reads_standby(m->store, reads);
     if (!priv) {
         set_state(m, PC_MIRROR_BLIND, names, streaming);
     } else if (names[0] == '\0') {

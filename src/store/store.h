@@ -51,6 +51,18 @@ int pc_store_new(struct pc_store **out, uv_loop_t *loop,
 /* Names the connection in the log and as application_name (default
  * "store", "pchatd"); name is a constant. Before pc_store_start(). */
 void pc_store_set_name(struct pc_store *s, const char *name);
+/* A second connection for history reads (database.read_standby_conninfo,
+ * e.g. target_session_attrs=prefer-standby). The history statements go
+ * there while pc_store_reads_standby() allows it and it is connected; a
+ * read that fails there is sent to the primary instead. Before
+ * pc_store_start(); -EINVAL if called twice. */
+int pc_store_set_reader(struct pc_store *s, const char *conninfo);
+/* Set by the mirror watcher: true only while every streaming standby is a
+ * synchronous one and COMMIT waits for it to apply (synchronous_commit =
+ * remote_apply), so that a standby shows every acknowledged message. */
+void pc_store_reads_standby(struct pc_store *s, bool ok);
+/* History reads go to the standby now. */
+bool pc_store_reading_standby(const struct pc_store *s);
 /* Starts connecting (asynchronously). */
 int pc_store_start(struct pc_store *s);
 /* Queues a statement. params are copied (NULL elements are SQL NULL);

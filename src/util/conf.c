@@ -88,6 +88,13 @@ static const struct conf_key conf_keys[] = {
      50, 60000, false,
      "How often a second connection checks that a synchronous standby is "
      "streaming."},
+    {"database", "read_standby_conninfo", CT_STRING,
+     OFF(db_read_standby_conninfo), "", 0, 4096, false,
+     "History reads from a standby: a libpq conninfo, e.g. the same hosts "
+     "with target_session_attrs=prefer-standby; empty for none. Used only "
+     "while every streaming standby is synchronous and "
+     "synchronous_commit = remote_apply; otherwise, or when it fails, reads "
+     "go to the primary."},
     {"database", "max_batch", CT_UINT, OFF(db_max_batch), "512", 1, 65536,
      false, "Most posts stored in one transaction (group commit)."},
     {"limits", "nick_len", CT_UINT, OFF(nick_len), "30", 1, 64, false,

@@ -33,6 +33,7 @@ struct pc_conf {
     char *db_mirror_policy;      /* durability | availability */
     uint32_t db_mirror_timeout_ms; /* availability: missing -> async */
     uint32_t db_mirror_check_ms;   /* mirror watcher interval */
+    char *db_read_standby_conninfo; /* history reads; empty: none */
     /* [limits] */
     uint32_t nick_len;
     uint32_t channel_len;

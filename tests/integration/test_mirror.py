@@ -62,14 +62,15 @@ class Pair:
         self.a.run("sync", '"b"')
         self.b.run("standby", self.b.port, self.a.port)
         self.primary, self.standby = self.a, self.b
+        self.dbname = "m%d" % os.getpid()
         self.wait_sync()
 
-    def conninfo(self, db):
+    def conninfo(self, db, attrs="read-write"):
         return ("host=127.0.0.1,127.0.0.1 port=%d,%d dbname=%s user=pchat "
-                "target_session_attrs=read-write" % (self.a.port, self.b.port, db))
+                "target_session_attrs=%s" % (self.a.port, self.b.port, db, attrs))
 
     def new_database(self):
-        name = "m%d" % os.getpid()
+        name = self.dbname
         self.primary.psql("CREATE DATABASE %s" % name, db="postgres")
         info = self.conninfo(name)
         subprocess.run([PCHATCTL, "--db", info, "db", "migrate"], check=True,
@@ -417,3 +418,37 @@ def test_policy_config_checked(mirrored):
                          capture_output=True, text=True, timeout=30)
     assert out.returncode != 0
     assert "durability or availability" in out.stderr + out.stdout
+
+
+def test_history_reads_from_standby(pair, mirrored):
+    """With synchronous_commit = remote_apply, history reads go to the
+    standby and see every acknowledged message; without the standby they
+    go to the primary."""
+    pair.primary.psql("ALTER SYSTEM SET synchronous_commit = remote_apply")
+    pair.primary.psql("SELECT pg_reload_conf()")
+    server = mirrored(database__read_standby_conninfo=pair.conninfo(
+        pair.dbname, "prefer-standby"))
+    wait_status(server, "history_reads", "standby")
+    a = server.client("alice", ALL_CAPS)
+    a.join("#rd")
+
+    for i in range(20):
+        a.send("@label=%d PRIVMSG #rd :m%d" % (i, i))
+        assert a.expect(lambda m: m.tags.get("label") == str(i)).command == "PRIVMSG"
+    # Read right after the last acknowledgement: the standby has applied it.
+    hist = [x.params[1] for x in a.history("LATEST", "#rd", "*", 100)]
+    assert hist == ["m%d" % i for i in range(20)]
+    # The reader's last statement, on the standby, was a history read.
+    last = pair.standby.psql("SELECT string_agg(query, '|') FROM pg_stat_activity"
+                             " WHERE application_name = 'pchatd-reader'", db="postgres")
+    assert "FROM messages WHERE room_id" in last, last
+
+    # The standby goes: reads fall back to the primary (posts are held).
+    pair.standby.run("stop")
+    wait_status(server, "history_reads", "primary")
+    hist = [x.params[1] for x in a.history("LATEST", "#rd", "*", 100)]
+    assert hist == ["m%d" % i for i in range(20)]
+    pair.standby.run("start", pair.standby.port)
+    wait_status(server, "history_reads", "standby")
+    hist = [x.params[1] for x in a.history("LATEST", "#rd", "*", 5)]
+    assert hist == ["m%d" % i for i in range(15, 20)]
