@@ -58,15 +58,16 @@
 #define NET_ACCEPT_LOG_MS    10000 /* at most one accept warning per 10 s */
 #define NET_KEEPALIVE_S      60
 #define NET_CLOSE_TIMEOUT_MS 10000 /* a closing peer that reads nothing */
-/* TLS handshakes in progress at once. A reconnect storm queues thousands of
- * clients in the backlog; taken all at once, their handshakes' transient
- * allocations (record buffers, key shares, transcripts) interleave with the
- * state of the connections that stay, and the heap keeps the holes: 29 KB
- * per idle TLS connection after 8,000 at once instead of 17 KB. At the
- * limit a TLS listener stops accepting until a quarter of them are done.
- * A handshake stops counting after NET_HANDSHAKE_SLOT_MS, done or not, so
- * that clients which never finish one slow a storm down (to at least
- * NET_MAX_HANDSHAKES per slot time) but cannot stop new clients. */
+/* TLS handshakes in progress at once. In a reconnect storm of thousands of
+ * clients, handshakes all run at once let their transient allocations
+ * (record buffers, key shares, transcripts) interleave with the state of
+ * the connections that stay, and the heap keeps the holes: 29-43 KB per
+ * idle TLS connection after 8,000 at once instead of 17-19 KB. So every TLS
+ * connection is accepted at once (the kernel's queues stay short), but
+ * beyond the limit its socket is not read, and its ClientHello waits in the
+ * kernel, until a handshake ends. A handshake stops counting after
+ * NET_HANDSHAKE_SLOT_MS (checked at each loop pass), done or not, so that
+ * clients which never finish one slow a storm down but cannot stop it. */
 #define NET_MAX_HANDSHAKES    256
 #define NET_HANDSHAKE_SLOT_MS 250
 
@@ -76,10 +77,13 @@ struct pc_net {
     struct pc_conn *dirty; /* connections with output or a close to do */
     uint64_t next_id;
     uint64_t accept_log_ms; /* next time an accept error may be logged */
-    struct pc_listener *listeners; /* every listener, to resume them */
-    /* TLS handshakes that count against NET_MAX_HANDSHAKES, oldest first. */
-    struct pc_conn *hs_head, *hs_tail;
-    unsigned handshaking;
+    /* TLS handshakes that count against NET_MAX_HANDSHAKES, oldest first,
+     * and the connections waiting for one to end. */
+    struct hs_list {
+        struct pc_conn *head, *tail;
+    } hs_run, hs_wait;
+    unsigned handshaking; /* in hs_run */
+    unsigned waiting;     /* in hs_wait */
     unsigned accept_errors; /* accept errors not logged since then */
     BIO_METHOD *bio_method; /* the connections' TLS transport */
     /* Ciphertext the TLS BIO of `tls_in_conn` may read, during tls_read. */
@@ -100,9 +104,13 @@ struct pc_listener {
     int fd;
     int port;
     int handles; /* handles not yet closed, once stopping */
-    struct pc_listener *next; /* in net->listeners */
     bool stopping;
-    bool throttled; /* at NET_MAX_HANDSHAKES: waits for handshakes to end */
+};
+
+enum conn_hs {
+    HS_NONE,    /* plain, handshake done, or no longer counted */
+    HS_WAITING, /* in net->hs_wait: not read yet */
+    HS_RUNNING  /* in net->hs_run */
 };
 
 enum conn_state {
@@ -130,7 +138,7 @@ struct pc_conn {
     struct net_wreq *wreq; /* the write in flight, or NULL */
     uv_timer_t *linger;    /* bounds a close that waits for a write */
     struct pc_conn *next_dirty;
-    struct pc_conn *hs_prev, *hs_next; /* in net's handshake list */
+    struct pc_conn *hs_prev, *hs_next; /* in net->hs_run or hs_wait */
     uint64_t hs_start_ms;
     struct pc_buf out;  /* queued output (TLS: plaintext) */
     struct pc_buf wire; /* TLS: ciphertext not yet written */
@@ -143,7 +151,7 @@ struct pc_conn {
     bool is_dirty;
     bool paused;
     bool handshaken;
-    bool in_handshake; /* in net's handshake list */
+    unsigned char hs; /* enum conn_hs */
     char peer[46];     /* INET6_ADDRSTRLEN */
 };
 
@@ -771,9 +779,85 @@ conn_flush(struct pc_conn *c)
     }
 }
 
+/* TLS handshake slots (NET_MAX_HANDSHAKES). */
+
+static void
+hs_append(struct hs_list *q, struct pc_conn *c)
+{
+    c->hs_next = NULL;
+    c->hs_prev = q->tail;
+    *(q->tail != NULL ? &q->tail->hs_next : &q->head) = c;
+    q->tail = c;
+}
+
+static void
+hs_remove(struct hs_list *q, struct pc_conn *c)
+{
+    *(c->hs_prev != NULL ? &c->hs_prev->hs_next : &q->head) = c->hs_next;
+    *(c->hs_next != NULL ? &c->hs_next->hs_prev : &q->tail) = c->hs_prev;
+    c->hs_prev = c->hs_next = NULL;
+}
+
+/* A connection's handshake is done, or it ended, or it stops counting:
+ * its slot (or its place in the queue) is free. */
+static void
+handshake_over(struct pc_conn *c)
+{
+    struct pc_net *n = c->net;
+
+    if (c->hs == HS_RUNNING) {
+        hs_remove(&n->hs_run, c);
+        n->handshaking--;
+    } else if (c->hs == HS_WAITING) {
+        hs_remove(&n->hs_wait, c);
+        n->waiting--;
+    }
+    c->hs = HS_NONE;
+}
+
+void
+pc_net_handshakes(const struct pc_net *n, unsigned *running,
+                  unsigned *waiting)
+{
+    *running = n->handshaking;
+    *waiting = n->waiting;
+}
+
+/* Handshakes past their slot time stop counting; waiting connections take
+ * the free slots, oldest first, and are read from now on. */
+static void
+handshake_grant(struct pc_net *n)
+{
+    uint64_t now = uv_now(n->loop);
+
+    while (n->hs_run.head != NULL
+           && now - n->hs_run.head->hs_start_ms >= NET_HANDSHAKE_SLOT_MS) {
+        handshake_over(n->hs_run.head);
+    }
+    while (n->handshaking < NET_MAX_HANDSHAKES && n->hs_wait.head != NULL) {
+        struct pc_conn *c = n->hs_wait.head;
+        hs_remove(&n->hs_wait, c);
+        n->waiting--;
+        c->hs = HS_RUNNING;
+        c->hs_start_ms = now;
+        hs_append(&n->hs_run, c);
+        n->handshaking++;
+        if (!c->paused && c->state == CONN_OPEN) {
+            int rc = uv_read_start((uv_stream_t *)&c->tcp, conn_alloc,
+                                   conn_on_read);
+            if (rc != 0) {
+                conn_abort(c, PC_CONN_ERROR, rc);
+            }
+        }
+    }
+}
+
 void
 pc_net_flush(struct pc_net *n)
 {
+    if (n->hs_wait.head != NULL) {
+        handshake_grant(n);
+    }
     /* A connection marked again during the walk (an abort found while
      * flushing) is taken by the next round; write callbacks cannot run
      * here, so this ends. */
@@ -799,68 +883,7 @@ accept_resume(uv_timer_t *t)
 {
     struct pc_listener *l = t->data;
     if (!l->stopping) {
-        l->throttled = false;
         (void)uv_poll_start(&l->poll, UV_READABLE, listener_on_readable);
-    }
-}
-
-static void
-handshake_unlink(struct pc_conn *c)
-{
-    struct pc_net *n = c->net;
-
-    *(c->hs_prev != NULL ? &c->hs_prev->hs_next : &n->hs_head) = c->hs_next;
-    *(c->hs_next != NULL ? &c->hs_next->hs_prev : &n->hs_tail) = c->hs_prev;
-    c->hs_prev = c->hs_next = NULL;
-    c->in_handshake = false;
-    n->handshaking--;
-}
-
-/* Whether a TLS listener may accept: handshakes older than the slot time
- * stop counting first. If not, it waits for the oldest to time out, or for
- * handshake_over(). */
-static bool
-handshake_slots(struct pc_listener *l)
-{
-    struct pc_net *n = l->net;
-    uint64_t now = uv_now(n->loop);
-
-    while (n->hs_head != NULL
-           && now - n->hs_head->hs_start_ms >= NET_HANDSHAKE_SLOT_MS) {
-        handshake_unlink(n->hs_head);
-    }
-    if (n->handshaking < NET_MAX_HANDSHAKES) {
-        return true;
-    }
-    l->throttled = true;
-    (void)uv_poll_stop(&l->poll);
-    (void)uv_timer_start(&l->pause, accept_resume,
-                         n->hs_head->hs_start_ms + NET_HANDSHAKE_SLOT_MS
-                             - now,
-                         0);
-    return false;
-}
-
-/* A TLS connection's handshake ended (done, or the connection did): the
- * listeners waiting for handshakes to end resume once a quarter are. */
-static void
-handshake_over(struct pc_conn *c)
-{
-    struct pc_net *n = c->net;
-
-    if (!c->in_handshake) {
-        return;
-    }
-    handshake_unlink(c);
-    if (n->handshaking > NET_MAX_HANDSHAKES * 3 / 4) {
-        return;
-    }
-    for (struct pc_listener *l = n->listeners; l != NULL; l = l->next) {
-        if (l->throttled && !l->stopping) {
-            l->throttled = false;
-            (void)uv_timer_stop(&l->pause);
-            (void)uv_poll_start(&l->poll, UV_READABLE, listener_on_readable);
-        }
     }
 }
 
@@ -952,17 +975,17 @@ conn_accept(struct pc_listener *l, int fd, const struct sockaddr_storage *ss)
         BIO_set_data(b, c);
         SSL_set_bio(c->ssl, b, b); /* one reference for both directions */
         SSL_set_accept_state(c->ssl);
-        c->in_handshake = true;
-        c->hs_start_ms = uv_now(n->loop);
-        c->hs_prev = n->hs_tail;
-        *(n->hs_tail != NULL ? &n->hs_tail->hs_next : &n->hs_head) = c;
-        n->hs_tail = c;
-        n->handshaking++;
+        /* Read once a handshake slot is free (pc_net_flush). */
+        c->hs = HS_WAITING;
+        hs_append(&n->hs_wait, c);
+        n->waiting++;
     }
     c->id = ++n->next_id;
     /* Reading starts first, so the accept callback may pause or close;
      * nothing is read before it returns. */
-    rc = uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_on_read);
+    rc = c->hs == HS_WAITING
+             ? 0
+             : uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_on_read);
     l->cb(l, c, l->arg);
     if (c->cbs == NULL || c->cbs->on_read == NULL) {
         conn_end(c, CONN_CLOSING, PC_CONN_LOCAL, 0);
@@ -982,9 +1005,6 @@ listener_on_readable(uv_poll_t *p, int status, int events)
         return;
     }
     for (int i = 0; i < NET_ACCEPT_BATCH && !l->stopping; i++) {
-        if (l->tls != NULL && !handshake_slots(l)) {
-            return; /* the rest wait in the backlog (NET_MAX_HANDSHAKES) */
-        }
         struct sockaddr_storage ss;
         socklen_t sslen = sizeof(ss);
         int fd = accept4(l->fd, (struct sockaddr *)&ss, &sslen,
@@ -1090,8 +1110,6 @@ pc_listener_start(struct pc_net *n, struct pc_listener **out, const char *host,
         (void)SSL_CTX_up_ref(tls);
         l->tls = tls;
     }
-    l->next = n->listeners;
-    n->listeners = l;
     *out = l;
     return 0;
 
@@ -1138,13 +1156,6 @@ pc_listener_stop(struct pc_listener *l)
         return;
     }
     l->stopping = true;
-    for (struct pc_listener **p = &l->net->listeners; *p != NULL;
-         p = &(*p)->next) {
-        if (*p == l) {
-            *p = l->next;
-            break;
-        }
-    }
     l->handles = 2;
     uv_close((uv_handle_t *)&l->poll, listener_closed);
     uv_close((uv_handle_t *)&l->pause, listener_closed);
@@ -1204,7 +1215,7 @@ pc_conn_pending(const struct pc_conn *c)
 void
 pc_conn_pause(struct pc_conn *c)
 {
-    if (!c->paused && c->state == CONN_OPEN) {
+    if (!c->paused && c->state == CONN_OPEN && c->hs != HS_WAITING) {
         (void)uv_read_stop((uv_stream_t *)&c->tcp);
     }
     c->paused = true;
@@ -1213,7 +1224,7 @@ pc_conn_pause(struct pc_conn *c)
 void
 pc_conn_resume(struct pc_conn *c)
 {
-    if (c->paused && c->state == CONN_OPEN) {
+    if (c->paused && c->state == CONN_OPEN && c->hs != HS_WAITING) {
         int rc =
             uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_on_read);
         if (rc != 0) {

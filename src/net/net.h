@@ -44,8 +44,13 @@ void pc_net_free(struct pc_net *n); /* after every listener/conn closed */
 /* How long a closing connection may wait for the peer to take its last
  * output before it is dropped (default 10 s). */
 void pc_net_set_close_timeout(struct pc_net *n, unsigned int timeout_ms);
+/* TLS handshakes counted against the limit of those run at once, and TLS
+ * connections accepted but waiting for one of them to end. */
+void pc_net_handshakes(const struct pc_net *n, unsigned *running,
+                       unsigned *waiting);
 
-/* TLS server context: TLS 1.2+, SSL_MODE_RELEASE_BUFFERS. Returns NULL and
+/* TLS server context: TLS 1.2+, record buffers released once a connection's
+ * handshake is done (SSL_MODE_RELEASE_BUFFERS). Returns NULL and
  * writes a reason (file and OpenSSL error) into err on failure. */
 SSL_CTX *pc_tls_server_ctx(const char *cert_file, const char *key_file,
                            char *err, size_t errlen);

@@ -1396,6 +1396,68 @@ test_accept_emfile_pauses(void **state)
     assert_int_equal(s.closed, 4);
 }
 
+static void
+stop_loop(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
+
+/* Runs the server's loop for about `ms`. */
+static void
+srv_run_for(struct srv *s, uint64_t ms)
+{
+    uv_timer_t t;
+
+    assert_int_equal(uv_timer_init(&s->loop, &t), 0);
+    assert_int_equal(uv_timer_start(&t, stop_loop, ms, 0), 0);
+    (void)uv_run(&s->loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&t, NULL);
+    (void)uv_run(&s->loop, UV_RUN_NOWAIT); /* its close callback */
+}
+
+/* A storm of TLS clients that do not finish their handshakes: all are
+ * accepted at once, at most 256 handshakes run at once and the others are
+ * not read yet; a handshake stops counting after 250 ms, so all get their
+ * turn. */
+static void
+test_tls_handshake_limit(void **state)
+{
+    enum { N = 300 };
+    struct srv s;
+    struct sockaddr_in sin;
+    int fds[N];
+    unsigned running, waiting;
+
+    srv_start(&s, MODE_ECHO, true);
+    assert_int_equal(uv_ip4_addr("127.0.0.1", s.port, &sin), 0);
+    for (int i = 0; i < N; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(fds[i] >= 0);
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&sin, sizeof(sin)),
+                         0);
+    }
+    srv_run_for(&s, 100);
+    pc_net_handshakes(s.net, &running, &waiting);
+    assert_true(running <= 256);
+    if (!RUNNING_ON_VALGRIND) {
+        /* (Under valgrind, accepting may itself last past 250 ms.) */
+        assert_int_equal(s.accepted, N);
+        assert_int_equal(running, 256);
+        assert_int_equal(waiting, N - 256);
+    }
+    srv_run_for(&s, 600);
+    pc_net_handshakes(s.net, &running, &waiting);
+    assert_int_equal(s.accepted, N);
+    assert_int_equal(waiting, 0);
+    assert_true(running <= N - 256);
+    for (int i = 0; i < N; i++) {
+        (void)close(fds[i]);
+    }
+    atomic_store(&s.client_done, true);
+    srv_run(&s);
+    assert_int_equal(s.closed, N);
+}
+
 int
 main(void)
 {
@@ -1427,6 +1489,7 @@ main(void)
         cmocka_unit_test(test_listener_addresses),
         cmocka_unit_test(test_idle_memory),
         cmocka_unit_test(test_accept_emfile_pauses),
+        cmocka_unit_test(test_tls_handshake_limit),
     };
 
     cmocka_set_message_output(CM_OUTPUT_TAP);
