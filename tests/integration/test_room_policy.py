@@ -363,7 +363,7 @@ def test_mode_o_is_a_persistent_role(world):
     allowed.join("#dyn-ops")
     boss.send("MODE #dyn-ops +o allowed")
     m = allowed.expect(lambda m: m.command == "MODE" and m.params[1:] == ["+o", "allowed"])
-    assert m.nick == "pchat.test" or m.prefix.startswith("pchat.test"), m
+    assert m.nick == "pchat.test", m  # the server's, once the role is stored
     assert server.query(
         "SELECT count(*) FROM room_principals rp JOIN rooms r ON r.id = rp.room_id"
         " JOIN accounts a ON a.id = rp.account_id WHERE r.name = '#dyn-ops'"
@@ -641,3 +641,47 @@ def test_room_command_bad_input(world):
         assert m.command == want, (line[:60], m)
     mgr.ping_roundtrip()
     server.query("SELECT pchat_room_set(NULL, '#n-open', 'topic', 'topic of #n-open')")
+
+
+def test_category_without_invitations(world):
+    server, keeper, clients, sink = world
+    server.query("SELECT pchat_category_create(NULL, 'noinv', '');"
+                 " SELECT pchat_category_grant(NULL, 'noinv', 'allowed', 'authenticated');"
+                 " SELECT pchat_category_set(NULL, 'noinv', 'invitations_allowed', 'false')")
+    make_room(server, keeper, "#noinv", category="noinv")
+    server.query("SELECT pchat_room_grant(NULL, '#noinv', 'manager', 'manager')")
+    mgr, boss = clients["manager"], clients["admin"]
+    join_soon(mgr, "#noinv")
+    mgr.send("INVITE sink #noinv")
+    m = mgr.expect(lambda m: m.command in ("341", "FAIL", "482"))
+    assert m.command == "FAIL" and m.params[1] == "INVITATIONS_DISABLED", m
+    boss.join("#noinv")  # administrators are above the category's settings
+    boss.send("INVITE sink #noinv")
+    assert boss.expect(lambda m: m.command in ("341", "FAIL", "482")).command == "341"
+    for c in (mgr, boss):
+        c.send("PART #noinv")
+        c.expect("PART")
+
+
+def test_type_change_moves_voice_and_modes(world):
+    """An auditorium made normal: presenters lose their voice (the server
+    says MODE -v), +m goes; made an auditorium again, it comes back."""
+    server, keeper, clients, sink = world
+    make_room(server, keeper, "#dyn-aud", rtype="auditorium")
+    server.query("SELECT pchat_room_grant(NULL, '#dyn-aud', 'presenter', 'presenter')")
+    pres = clients["presenter"]
+    join_soon(pres, "#dyn-aud")
+    pres.send("NAMES #dyn-aud")
+    assert "+presenter" in pres.expect("353").params[-1].split()
+    server.query("SELECT pchat_room_set(NULL, '#dyn-aud', 'type', 'normal')")
+    m = pres.expect(lambda m: m.command == "MODE" and m.params[0] == "#dyn-aud")
+    assert m.params[1:] == ["-v", "presenter"] and m.nick == "pchat.test", m
+    pres.send("MODE #dyn-aud")
+    assert "m" not in pres.expect("324").params[2]
+    server.query("SELECT pchat_room_set(NULL, '#dyn-aud', 'type', 'auditorium')")
+    m = pres.expect(lambda m: m.command == "MODE" and m.params[0] == "#dyn-aud")
+    assert m.params[1:] == ["+v", "presenter"], m
+    pres.send("MODE #dyn-aud")
+    assert "m" in pres.expect("324").params[2]
+    pres.send("PART #dyn-aud")
+    pres.expect("PART")
