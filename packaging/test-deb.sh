@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-PLAN=19
+PLAN=22
 n=0
 failed=0
 echo "1..$PLAN"
@@ -210,7 +210,87 @@ done
 tail -n 8 "$work/pchatd.out" | diag
 check "pchatd exits 0 on SIGTERM within 20 s (exit $rc)" test "$rc" -eq 0
 
-# 16, 17: the Pacemaker package: installs beside pchat, and its agent
+# 16-18: pchat-setup makes a working single server from the package: its
+# own PostgreSQL cluster, the schema, a self-signed certificate, the first
+# administrator; then a real client logs in over TLS with SASL, posts, and
+# the post is in the database. Run twice: the second run keeps everything.
+if command -v pg_createcluster >/dev/null; then
+    sport=$((20000 + RANDOM % 20000))
+    pgport=$((45000 + RANDOM % 5000))
+    if echo 'setup-Secret-1' | /usr/sbin/pchat-setup --admin boss --password-stdin --no-start \
+            --server-name pchat.test --listen "127.0.0.1:$sport" --pg-port "$pgport" \
+            > "$work/setup.out" 2>&1; then
+        ok "pchat-setup --admin boss (cluster, schema, certificate, account)"
+    else
+        not_ok "pchat-setup --admin boss"
+    fi
+    diag < "$work/setup.out"
+    setpriv --reuid=pchat --regid=pchat --init-groups -- /usr/sbin/pchatd -c /etc/pchat/pchatd.conf \
+        -o listen.plain= > "$work/pchatd-setup.out" 2>&1 &
+    spid=$!
+    e2e=$(python3 - "$sport" <<'PY' 2>&1
+import base64, socket, ssl, sys, time
+port = int(sys.argv[1])
+deadline = time.time() + 20
+while True:
+    try:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        break
+    except OSError:
+        if time.time() > deadline:
+            sys.exit("pchatd did not listen on %d" % port)
+        time.sleep(0.2)
+ctx = ssl.create_default_context(cafile="/etc/pchat/tls/cert.pem")
+ctx.check_hostname = True
+s = ctx.wrap_socket(raw, server_hostname="pchat.test")
+f = s.makefile("rwb")
+def send(l): f.write(l.encode() + b"\r\n"); f.flush()
+def until(pred):
+    while True:
+        l = f.readline().decode().rstrip("\r\n")
+        print("<", l, file=sys.stderr)
+        if not l:
+            sys.exit("connection closed")
+        if l.startswith("PING"):
+            send("PONG" + l[4:])
+        if pred(l):
+            return l
+send("CAP REQ :sasl echo-message")
+until(lambda l: " ACK " in l)
+send("NICK boss"); send("USER boss 0 * :Boss")
+send("AUTHENTICATE PLAIN"); until(lambda l: l.endswith("AUTHENTICATE +"))
+send("AUTHENTICATE " + base64.b64encode(b"boss\0boss\0setup-Secret-1").decode())
+until(lambda l: " 903 " in l or " 904 " in l).split()[1] == "903" or sys.exit("SASL failed")
+send("CAP END"); until(lambda l: " 001 " in l)
+send("JOIN #setup"); until(lambda l: " 366 " in l)
+send("PRIVMSG #setup :stored from the package test")
+print(until(lambda l: "PRIVMSG #setup" in l))
+PY
+)
+    echo "$e2e" | diag
+    stored=$(runuser -u postgres -- psql -X -tA -h /var/run/postgresql -p "$pgport" -d pchat \
+        -c "SELECT count(*) FROM messages WHERE body = 'stored from the package test'" 2>&1)
+    check "TLS + SASL PLAIN as boss, JOIN, PRIVMSG echoed and stored ($stored row)" \
+        sh -c "echo '$e2e' | grep -q 'stored from the package test' && [ '$stored' = 1 ]"
+    kill -TERM "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
+    tail -n 5 "$work/pchatd-setup.out" | diag
+    if echo 'other' | /usr/sbin/pchat-setup --admin boss --password-stdin --no-start \
+            --server-name pchat.test --listen "127.0.0.1:$sport" > "$work/setup2.out" 2>&1 \
+        && grep -q 'exists' "$work/setup2.out" && grep -q 'keeping the TLS' "$work/setup2.out"; then
+        ok "pchat-setup again keeps the cluster, certificate and account"
+    else
+        not_ok "pchat-setup again keeps the cluster, certificate and account"
+        diag < "$work/setup2.out"
+    fi
+    pgver=$(pg_lsclusters -h | awk '$2 == "pchat" {print $1}' | head -1)
+    [ -n "$pgver" ] && pg_dropcluster --stop "$pgver" pchat
+else
+    skip "pchat-setup" "PostgreSQL (postgresql-common) not installed"
+    skip "TLS + SASL end to end" "no pchat-setup run"
+    skip "pchat-setup again" "no pchat-setup run"
+fi
+
+# 19, 20: the Pacemaker package: installs beside pchat, and its agent
 # answers meta-data with valid XML naming itself (what `pcs resource
 # create ... ocf:pchat:pchatd` reads first).
 if [ -n "$hadeb" ] && cp "$hadeb" "$work/" && (cd "$work" && apt-get install -y -q \
@@ -224,7 +304,7 @@ agent=/usr/lib/ocf/resource.d/pchat/pchatd
 check "$agent meta-data is XML naming resource-agent pchatd" sh -c \
     "OCF_ROOT=/usr/lib/ocf '$agent' meta-data 2>/dev/null | python3 -c 'import sys, xml.dom.minidom as m; d = m.parseString(sys.stdin.read()); sys.exit(d.documentElement.getAttribute(\"name\") != \"pchatd\")' && [ -x /usr/share/pchat/ha/pchat-resources ] && [ -x /usr/share/pchat/ha/corosync/make-conf ]"
 
-# 18: purge.
+# 21: purge.
 if apt-get purge -y -q pchat pchat-ha > "$work/purge.out" 2>&1; then
     ok "apt-get purge pchat pchat-ha"
 else
@@ -232,7 +312,7 @@ else
     tail -n 20 "$work/purge.out" | diag
 fi
 
-# 19: nothing left but the user.
+# 22: nothing left but the user.
 left=$(ls -d /usr/sbin/pchatd /usr/bin/pchatctl /etc/pchat /var/lib/pchat \
     /lib/systemd/system/pchatd.service /usr/lib/ocf/resource.d/pchat /usr/share/pchat 2>/dev/null)
 echo "$left" | diag
