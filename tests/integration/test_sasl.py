@@ -424,7 +424,11 @@ def test_hashing_keeps_the_loop_responsive(server):
     print("PLAIN with 4M iterations: %.2f s; worst PING meanwhile %.1f ms"
           % (login_s, worst * 1000))
     assert login_s > 0.3, "the hashing should have taken a while"
-    assert worst < 0.25, "a PING waited %.0f ms" % (worst * 1000)
+    # Hashing on the loop would hold the first PING for the whole login;
+    # off the loop, PINGs are answered while it runs. Relative, so a slow
+    # (sanitizer, loaded) machine does not make it fail by itself.
+    assert worst < login_s / 2, "a PING waited %.0f ms of a %.0f ms login" % (
+        worst * 1000, login_s * 1000)
 
 
 from test_pool import corosync, pool  # noqa: E402,F401  (the pool fixtures)
