@@ -15,6 +15,7 @@
 #include "chat/internal.h"
 #include "irc/numeric.h"
 #include "util/err.h"
+#include "util/limit.h"
 #include "util/log.h"
 
 /* IRCv3 SASL (the AUTHENTICATE command) with PLAIN, SCRAM-SHA-256 and
@@ -56,16 +57,11 @@ struct pc_sasl {
     char account[PC_NICK_MAX + 1];
 };
 
-struct bucket {
-    double tokens;
-    uint64_t at_ms;
-};
-
 struct pc_sasl_ctx {
     struct pc_chat *chat; /* NULL once the chat is freed */
     unsigned jobs;        /* thread-pool jobs in flight */
-    struct pc_map fail_addr;
-    struct pc_map fail_acct;
+    struct pc_limit fail_addr; /* failed logins per client address */
+    struct pc_limit fail_acct; /* and per (folded) account name */
     unsigned char secret[32]; /* made-up keys for unknown accounts */
 };
 
@@ -85,31 +81,19 @@ pc_sasl_init(struct pc_chat *c)
         return -EIO;
     }
     x->chat = c;
-    pc_map_init(&x->fail_addr);
-    pc_map_init(&x->fail_acct);
+    pc_limit_init(&x->fail_addr, c->conf->auth_fail_burst,
+                  c->conf->auth_fail_interval_ms, FAIL_TRACK_MAX);
+    pc_limit_init(&x->fail_acct, c->conf->auth_fail_burst,
+                  c->conf->auth_fail_interval_ms, FAIL_TRACK_MAX);
     c->sasl = x;
     return 0;
 }
 
 static void
-buckets_clear(struct pc_map *m)
-{
-    size_t pos = 0;
-    struct bucket *b;
-    while ((b = pc_map_next(m, &pos, NULL)) != NULL) {
-        free(b);
-    }
-    pc_map_free(m);
-    pc_map_init(m);
-}
-
-static void
 ctx_free(struct pc_sasl_ctx *x)
 {
-    buckets_clear(&x->fail_addr);
-    buckets_clear(&x->fail_acct);
-    pc_map_free(&x->fail_addr);
-    pc_map_free(&x->fail_acct);
+    pc_limit_free(&x->fail_addr);
+    pc_limit_free(&x->fail_acct);
     OPENSSL_cleanse(x->secret, sizeof(x->secret));
     free(x);
 }
@@ -158,75 +142,6 @@ pc_sasl_hold_registration(struct pc_session *s)
     return false;
 }
 
-/* Failed logins: a token bucket per client address and per account name.
- * A failure takes a token; with none left, attempts are refused before any
- * work is done. */
-
-static double
-bucket_level(const struct pc_conf *conf, struct bucket *b, uint64_t now)
-{
-    double t = b->tokens
-               + (double)(now - b->at_ms) / (double)conf->auth_fail_interval_ms;
-    return t > conf->auth_fail_burst ? conf->auth_fail_burst : t;
-}
-
-/* Seconds until one attempt is allowed again, 0 if one is now. */
-static unsigned
-bucket_wait_s(const struct pc_conf *conf, struct pc_map *m, const char *key)
-{
-    struct bucket *b = pc_map_get(m, key);
-    if (b == NULL) {
-        return 0;
-    }
-    double t = bucket_level(conf, b, pc_now_ms());
-    if (t >= 1.0) {
-        return 0;
-    }
-    return (unsigned)((1.0 - t) * conf->auth_fail_interval_ms / 1000.0) + 1;
-}
-
-static void
-bucket_prune(const struct pc_conf *conf, struct pc_map *m, uint64_t now)
-{
-    size_t pos = 0;
-    const char *key;
-    struct bucket *b;
-    while ((b = pc_map_next(m, &pos, &key)) != NULL) {
-        if (bucket_level(conf, b, now) >= conf->auth_fail_burst) {
-            (void)pc_map_del(m, key);
-            free(b);
-        }
-    }
-    if (m->count >= FAIL_TRACK_MAX) {
-        pc_log(PC_LOG_WARN, "sasl",
-               "failed-login table full (%zu entries): "
-               "cleared",
-               m->count);
-        buckets_clear(m);
-    }
-}
-
-static void
-bucket_take(const struct pc_conf *conf, struct pc_map *m, const char *key)
-{
-    uint64_t now = pc_now_ms();
-    struct bucket *b = pc_map_get(m, key);
-    if (b == NULL) {
-        if (m->count >= FAIL_TRACK_MAX) {
-            bucket_prune(conf, m, now);
-        }
-        b = calloc(1, sizeof(*b));
-        if (b == NULL || pc_map_put(m, key, b) < 0) {
-            free(b);
-            return;
-        }
-        b->tokens = conf->auth_fail_burst;
-        b->at_ms = now;
-    }
-    b->tokens = bucket_level(conf, b, now) - 1.0;
-    b->at_ms = now;
-}
-
 /* Replies. */
 
 static void
@@ -264,14 +179,14 @@ sasl_fail(struct pc_session *s, const char *why)
 static void
 sasl_fail_counted(struct pc_session *s, const char *account, const char *why)
 {
-    const struct pc_conf *conf = s->chat->conf;
     struct pc_sasl_ctx *x = s->chat->sasl;
-    bucket_take(conf, &x->fail_addr, s->host);
+    uint64_t now = pc_now_ms();
+    pc_limit_fail(&x->fail_addr, s->host, now);
     if (account != NULL && account[0] != '\0') {
         char folded[PC_NICK_MAX + 1];
         size_t len = strlen(account);
         pc_irc_casefold(folded, account, len);
-        bucket_take(conf, &x->fail_acct, folded);
+        pc_limit_fail(&x->fail_acct, folded, now);
     }
     pc_log(PC_LOG_NOTICE, "sasl",
            "login failed id=%" PRIu64 " peer=%s "
@@ -285,10 +200,10 @@ sasl_fail_counted(struct pc_session *s, const char *account, const char *why)
 static bool
 rate_limited(struct pc_session *s, const char *account)
 {
-    const struct pc_conf *conf = s->chat->conf;
     struct pc_sasl_ctx *x = s->chat->sasl;
     char why[160];
-    unsigned wait = bucket_wait_s(conf, &x->fail_addr, s->host);
+    uint64_t now = pc_now_ms();
+    unsigned wait = pc_limit_wait_s(&x->fail_addr, s->host, now);
     const char *what = "your address";
 
     if (wait == 0 && account != NULL) {
@@ -296,7 +211,7 @@ rate_limited(struct pc_session *s, const char *account)
         size_t len = strlen(account);
         if (len <= PC_NICK_MAX) {
             pc_irc_casefold(folded, account, len);
-            wait = bucket_wait_s(conf, &x->fail_acct, folded);
+            wait = pc_limit_wait_s(&x->fail_acct, folded, now);
             what = "this account";
         }
     }

@@ -798,12 +798,12 @@ pc_chat_new(struct pc_chat **out, uv_loop_t *loop,
     if (c == NULL) {
         return -ENOMEM;
     }
+    c->loop = loop;
+    c->conf = conf; /* pc_sasl_init reads the auth.* limits */
     if (pc_sasl_init(c) < 0) {
         free(c);
         return -ENOMEM;
     }
-    c->loop = loop;
-    c->conf = conf;
     c->store = store;
     pc_map_init(&c->sessions);
     pc_map_init(&c->nicks);

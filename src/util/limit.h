@@ -3,8 +3,9 @@
  * comes back every interval_ms up to `burst`; with less than one token,
  * attempts for that key are refused before any work is done. Buckets that
  * are full again are dropped, and the table never holds more than max_keys
- * (when full it is pruned, then cleared). chat/sasl.c keeps its own twin of
- * this for SASL; both read auth.fail_burst and auth.fail_interval_ms. */
+ * (when full it is pruned, then cleared). SASL (chat/sasl.c) and the
+ * admin API (http/) use it, both with auth.fail_burst and
+ * auth.fail_interval_ms. */
 #ifndef PC_UTIL_LIMIT_H
 #define PC_UTIL_LIMIT_H
 
