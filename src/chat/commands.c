@@ -1239,8 +1239,8 @@ cmd_invite(struct pc_session *s, const struct pc_irc_msg *m)
 
 /* Messages. */
 
-static void
-collect_client_tags(const struct pc_irc_msg *m, char *out, size_t cap)
+void
+pc_client_tags(const struct pc_irc_msg *m, char *out, size_t cap)
 {
     size_t n = 0;
     out[0] = '\0';
@@ -1267,23 +1267,33 @@ collect_client_tags(const struct pc_irc_msg *m, char *out, size_t cap)
     }
 }
 
+bool
+pc_room_may_send(struct pc_session *s, struct pc_room *r, bool quiet)
+{
+    unsigned flags = 0;
+    bool member = pc_sess_in_room(s, r, &flags);
+
+    if ((!member && (r->modes & MODE_NOEXTERNAL))
+        || ((pc_room_modes(r) & MODE_MODERATED)
+            && !(flags & (MEMBER_OP | MEMBER_VOICE)))) {
+        if (!quiet) {
+            pc_sess_num(s, PC_ERR_CANNOTSENDTOCHAN,
+                        "%s :Cannot send to channel", r->name);
+        }
+        return false;
+    }
+    return true;
+}
+
 /* Returns true if a post was submitted (it then owns the label). */
 static bool
 msg_to_room(struct pc_session *s, struct pc_room *r, bool notice,
             const struct pc_irc_msg *m, const char *label)
 {
     struct pc_chat *c = s->chat;
-    unsigned flags = 0;
-    bool member = pc_sess_in_room(s, r, &flags);
     const char *cmd = notice ? "NOTICE" : "PRIVMSG";
 
-    if ((!member && (r->modes & MODE_NOEXTERNAL))
-        || ((pc_room_modes(r) & MODE_MODERATED)
-            && !(flags & (MEMBER_OP | MEMBER_VOICE)))) {
-        if (!notice) {
-            pc_sess_num(s, PC_ERR_CANNOTSENDTOCHAN,
-                        "%s :Cannot send to channel", r->name);
-        }
+    if (!pc_room_may_send(s, r, notice)) {
         return false;
     }
     if (c->shutting_down) {
@@ -1297,7 +1307,7 @@ msg_to_room(struct pc_session *s, struct pc_room *r, bool notice,
     if (p == NULL) {
         return false;
     }
-    collect_client_tags(m, tags, sizeof(tags));
+    pc_client_tags(m, tags, sizeof(tags));
     p->sess_id = s->id;
     (void)snprintf(p->label, sizeof(p->label), "%s", label ? label : "");
     pc_msgid_next(&c->msgids, p->msgid);
@@ -1328,45 +1338,39 @@ msg_to_room(struct pc_session *s, struct pc_room *r, bool notice,
 
 static void
 msg_to_user(struct pc_session *s, struct pc_session *t, bool notice,
-            const struct pc_irc_msg *m, const char *label)
+            const struct pc_irc_msg *m)
 {
     char mask[160];
     char tags[PC_IRC_CLIENT_TAGS_MAX];
-    struct pc_irc_line l;
     uint64_t now = pc_wall_ms();
-    const char *cmd = notice ? "NOTICE" : "PRIVMSG";
+    enum pc_msg_kind kind = notice ? MSG_NOTICE : MSG_PRIVMSG;
     char msgid[PC_MSGID_LEN + 1];
 
     pc_msgid_next(&s->chat->msgids, msgid);
-    collect_client_tags(m, tags, sizeof(tags));
-    pc_irc_line_init(&l);
-    pc_sess_tags(t, &l, now, msgid);
-    pc_sess_account_tag(t, &l, s->account, strlen(s->account));
-    pc_irc_line_source(&l, pc_sess_mask(s, mask, sizeof(mask)));
-    pc_irc_line_cmd(&l, cmd);
-    pc_irc_line_param(&l, t->nick, strlen(t->nick));
-    pc_irc_line_trailing(&l, m->params[1].p, m->params[1].len);
+    pc_client_tags(m, tags, sizeof(tags));
+    (void)pc_sess_mask(s, mask, sizeof(mask));
     if (t->member != 0) {
-        pc_pool_dm(s->chat, t, now, msgid, mask, notice, m->params[1].p,
-                   m->params[1].len);
+        pc_pool_dm(s->chat, t, now, msgid, mask, s->account, kind, tags,
+                   m->params[1].p, m->params[1].len);
     } else {
-        pc_sess_send_line(t, &l);
+        pc_msg_to_local_user(t, now, msgid, mask, s->account, kind, tags,
+                             m->params[1].p, m->params[1].len);
     }
     if (!notice && t->away != NULL) {
         pc_sess_num(s, PC_RPL_AWAY, "%s :%s", t->nick, t->away);
     }
     if (s->caps & CAP_ECHO_MESSAGE) {
+        struct pc_irc_line l;
         pc_irc_line_init(&l);
         pc_sess_tags(s, &l, now, msgid);
         pc_sess_account_tag(s, &l, s->account, strlen(s->account));
+        pc_line_client_tags(s, &l, tags, strlen(tags));
         pc_irc_line_source(&l, mask);
-        pc_irc_line_cmd(&l, cmd);
+        pc_irc_line_cmd(&l, notice ? "NOTICE" : "PRIVMSG");
         pc_irc_line_param(&l, t->nick, strlen(t->nick));
         pc_irc_line_trailing(&l, m->params[1].p, m->params[1].len);
         pc_sess_send_line(s, &l);
     }
-    (void)label;
-    (void)tags;
 }
 
 static void
@@ -1417,7 +1421,7 @@ cmd_message(struct pc_session *s, const struct pc_irc_msg *m, bool notice)
             }
             continue;
         }
-        msg_to_user(s, u, notice, m, label);
+        msg_to_user(s, u, notice, m);
     }
     if (async) {
         /* The echo (or ACK) from the post pipeline carries the label. */
@@ -1435,12 +1439,6 @@ static void
 cmd_notice(struct pc_session *s, const struct pc_irc_msg *m)
 {
     cmd_message(s, m, true);
-}
-
-static void
-cmd_tagmsg(struct pc_session *s, const struct pc_irc_msg *m)
-{
-    /* Typing notices and reactions are not stored; accept and drop. */
 }
 
 /* Users. */
@@ -1732,7 +1730,7 @@ static const struct cmd_def commands[] = {
     {"PRIVMSG", cmd_privmsg, 0, 0},
     {"QUIT", cmd_quit, 0, CMD_PRE_REG},
     {"ROOM", cmd_room, 2, 0},
-    {"TAGMSG", cmd_tagmsg, 1, 0},
+    {"TAGMSG", pc_cmd_tagmsg, 1, 0},
     {"TIME", cmd_time, 0, 0},
     {"TOPIC", cmd_topic, 1, 0},
     {"USER", cmd_user, 4, CMD_PRE_REG},

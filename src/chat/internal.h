@@ -275,6 +275,10 @@ void pc_sess_set_flags(struct pc_session *s, const struct pc_room *r,
 /* Writes a server-time / batch / msgid tag prefix for a recipient. */
 void pc_sess_tags(const struct pc_session *s, struct pc_irc_line *l,
                   uint64_t at_ms, const char *msgid);
+/* Adds client-only tags ("+k=v;+k2", escaped, as a sender wrote them) for
+ * a recipient that asked for message-tags. */
+void pc_line_client_tags(const struct pc_session *to, struct pc_irc_line *l,
+                         const char *tags, size_t len);
 
 /* room.c */
 struct pc_room *pc_room_find(struct pc_chat *c, const char *name);
@@ -356,10 +360,17 @@ void pc_pool_quit(struct pc_chat *c, struct pc_session *s, const char *reason);
 void pc_pool_room(struct pc_chat *c, struct pc_room *r, const char *line);
 void pc_pool_flags(struct pc_chat *c, struct pc_session *s, struct pc_room *r,
                    unsigned flags);
-/* A private message to a user of another member. */
+/* Kinds of a message to one user or a TAGMSG (not stored). */
+enum pc_msg_kind { MSG_PRIVMSG = 0, MSG_NOTICE = 1, MSG_TAGMSG = 2 };
+/* A private message (or TAGMSG) to a user of another member. */
 void pc_pool_dm(struct pc_chat *c, struct pc_session *to, uint64_t at_ms,
-                const char *msgid, const char *source, bool notice,
-                const char *text, size_t len);
+                const char *msgid, const char *source, const char *account,
+                enum pc_msg_kind kind, const char *tags, const char *text,
+                size_t len);
+/* A TAGMSG to a room, for the members on other members. */
+void pc_pool_tagmsg(struct pc_chat *c, struct pc_room *r, uint64_t at_ms,
+                    const char *msgid, const char *source,
+                    const char *account, const char *tags);
 /* Handles a pool event other than a room message; returns false if the
  * type is unknown. */
 bool pc_pool_deliver(struct pc_chat *c, uint64_t from, const unsigned char *p,
@@ -373,8 +384,26 @@ void pc_pool_gap_check(uv_timer_t *t);
 void pc_history_replay(struct pc_session *s, struct pc_room *r);
 int pc_cmd_chathistory(struct pc_session *s, const struct pc_irc_msg *m);
 
+/* tagmsg.c: TAGMSG (client-only tags, relayed live, never stored) */
+void pc_cmd_tagmsg(struct pc_session *s, const struct pc_irc_msg *m);
+/* Delivers a room TAGMSG to the local members that asked for
+ * message-tags; `author` (local, or NULL) gets the echo instead. */
+void pc_tagmsg_to_room(struct pc_chat *c, struct pc_room *r,
+                       struct pc_session *author, uint64_t at_ms,
+                       const char *msgid, const char *source,
+                       const char *account, const char *tags);
+/* Delivers a private PRIVMSG/NOTICE/TAGMSG to a local user. */
+void pc_msg_to_local_user(struct pc_session *to, uint64_t at_ms,
+                          const char *msgid, const char *source,
+                          const char *account, enum pc_msg_kind kind,
+                          const char *tags, const char *text, size_t len);
+
 /* commands.c: the command table */
 void pc_cmd_dispatch(struct pc_session *s, const struct pc_irc_msg *m);
+/* The client-only tags of a message, "+k=v;+k2" (escaped), "" if none. */
+void pc_client_tags(const struct pc_irc_msg *m, char *out, size_t cap);
+/* False (and the refusal sent unless quiet) if s may not send to r. */
+bool pc_room_may_send(struct pc_session *s, struct pc_room *r, bool quiet);
 /* Completes registration if everything it waits for is there. */
 void pc_cmd_try_register(struct pc_session *s);
 /* Gives s a (valid) nick, telling its peers and the pool if registered;

@@ -278,8 +278,9 @@ pc_pool_flags(struct pc_chat *c, struct pc_session *s, struct pc_room *r,
 
 void
 pc_pool_dm(struct pc_chat *c, struct pc_session *to, uint64_t at_ms,
-           const char *msgid, const char *source, bool notice,
-           const char *text, size_t len)
+           const char *msgid, const char *source, const char *account,
+           enum pc_msg_kind kind, const char *tags, const char *text,
+           size_t len)
 {
     if (!pool_on(c) || to->member == 0) {
         return;
@@ -293,11 +294,36 @@ pc_pool_dm(struct pc_chat *c, struct pc_session *to, uint64_t at_ms,
     int rc = pc_wire_u8(b, WIRE_DM);
     rc = rc ? rc : wire_sess(b, c, to);
     rc = rc ? rc : pc_wire_u64(b, at_ms);
-    rc = rc ? rc : pc_wire_u8(b, notice ? 1 : 0);
+    rc = rc ? rc : pc_wire_u8(b, kind);
     rc = rc ? rc : pc_wire_str(b, msgid);
     rc = rc ? rc : pc_wire_str(b, source);
+    rc = rc ? rc : pc_wire_str(b, account ? account : "");
+    rc = rc ? rc : pc_wire_str(b, tags ? tags : "");
     rc = rc ? rc : pc_wire_str(b, body);
     free(body);
+    publish(c, b, rc);
+}
+
+void
+pc_pool_tagmsg(struct pc_chat *c, struct pc_room *r, uint64_t at_ms,
+               const char *msgid, const char *source, const char *account,
+               const char *tags)
+{
+    if (!pool_on(c)) {
+        return;
+    }
+    struct pc_buf *b = &c->scratch;
+    pc_buf_reset(b);
+    int rc = pc_wire_u8(b, WIRE_TAGMSG);
+    /* No session: the member and id pair is (publisher, 0). */
+    rc = rc ? rc : pc_wire_u64(b, c->self);
+    rc = rc ? rc : pc_wire_u64(b, 0);
+    rc = rc ? rc : pc_wire_u64(b, (uint64_t)r->id);
+    rc = rc ? rc : pc_wire_u64(b, at_ms);
+    rc = rc ? rc : pc_wire_str(b, msgid);
+    rc = rc ? rc : pc_wire_str(b, source);
+    rc = rc ? rc : pc_wire_str(b, account ? account : "");
+    rc = rc ? rc : pc_wire_str(b, tags);
     publish(c, b, rc);
 }
 
@@ -440,7 +466,7 @@ pc_pool_deliver(struct pc_chat *c, uint64_t from, const unsigned char *p,
     unsigned type = p[0];
     bool mine = from == c->self;
 
-    if (type < WIRE_USER || type > WIRE_DM) {
+    if (type < WIRE_USER || type > WIRE_TAGMSG) {
         return false;
     }
     uint64_t member = pc_wire_rd_u64(&r);
@@ -574,24 +600,39 @@ pc_pool_deliver(struct pc_chat *c, uint64_t from, const unsigned char *p,
     }
     case WIRE_DM: {
         uint64_t at_ms = pc_wire_rd_u64(&r);
-        bool notice = pc_wire_rd_u8(&r) != 0;
+        unsigned kind = pc_wire_rd_u8(&r);
         char msgid[PC_MSGID_LEN + 1], source[PC_IRC_BODY_MAX];
+        char account[PC_NICK_MAX + 1], tags[PC_IRC_CLIENT_TAGS_MAX];
         pc_slice(msgid, sizeof(msgid), pc_wire_rd_str(&r));
         pc_slice(source, sizeof(source), pc_wire_rd_str(&r));
+        pc_slice(account, sizeof(account), pc_wire_rd_str(&r));
+        pc_slice(tags, sizeof(tags), pc_wire_rd_str(&r));
         struct pc_irc_str text = pc_wire_rd_str(&r);
         /* Only the member the target is on delivers it. */
         struct pc_session *to = member == c->self ? pc_sess_by_id(c, id) : NULL;
-        if (r.bad || to == NULL) {
+        if (r.bad || to == NULL || kind > MSG_TAGMSG) {
             break;
         }
-        struct pc_irc_line l;
-        pc_irc_line_init(&l);
-        pc_sess_tags(to, &l, at_ms, msgid);
-        pc_irc_line_source(&l, source);
-        pc_irc_line_cmd(&l, notice ? "NOTICE" : "PRIVMSG");
-        pc_irc_line_param(&l, to->nick, strlen(to->nick));
-        pc_irc_line_trailing(&l, text.p, text.len);
-        pc_sess_send_line(to, &l);
+        pc_msg_to_local_user(to, at_ms, msgid, source, account,
+                             (enum pc_msg_kind)kind, tags, text.p, text.len);
+        break;
+    }
+    case WIRE_TAGMSG: {
+        char key[24];
+        int64_t room_id = (int64_t)pc_wire_rd_u64(&r);
+        uint64_t at_ms = pc_wire_rd_u64(&r);
+        char msgid[PC_MSGID_LEN + 1], source[PC_IRC_BODY_MAX];
+        char account[PC_NICK_MAX + 1], tags[PC_IRC_CLIENT_TAGS_MAX];
+        pc_slice(msgid, sizeof(msgid), pc_wire_rd_str(&r));
+        pc_slice(source, sizeof(source), pc_wire_rd_str(&r));
+        pc_slice(account, sizeof(account), pc_wire_rd_str(&r));
+        pc_slice(tags, sizeof(tags), pc_wire_rd_str(&r));
+        (void)snprintf(key, sizeof(key), "%" PRId64, room_id);
+        struct pc_room *room = pc_map_get(&c->rooms_by_id, key);
+        if (!mine && !r.bad && room != NULL && tags[0] != '\0') {
+            pc_tagmsg_to_room(c, room, NULL, at_ms, msgid, source, account,
+                              tags);
+        }
         break;
     }
     default:

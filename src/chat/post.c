@@ -377,21 +377,7 @@ room_msg_line(const struct room_msg *m, const struct pc_session *s,
     }
     pc_sess_tags(s, l, m->at_ms, msgid);
     pc_sess_account_tag(s, l, m->account.p, m->account.len);
-    if ((s->caps & CAP_MESSAGE_TAGS) && m->tags.len > 0) {
-        /* Client-only tags as received: "+k=v;+k2" (already escaped). */
-        const char *p = m->tags.p;
-        const char *end = p + m->tags.len;
-        while (p < end) {
-            const char *semi = memchr(p, ';', (size_t)(end - p));
-            const char *stop = semi ? semi : end;
-            const char *eq = memchr(p, '=', (size_t)(stop - p));
-            struct pc_irc_str k = {p, (size_t)((eq ? eq : stop) - p)};
-            struct pc_irc_str v = {eq ? eq + 1 : stop,
-                                   eq ? (size_t)(stop - eq - 1) : 0};
-            pc_irc_line_tag_raw(l, k, v);
-            p = semi ? semi + 1 : end;
-        }
-    }
+    pc_line_client_tags(s, l, m->tags.p, m->tags.len);
     char source[PC_IRC_BODY_MAX];
     pc_slice(source, sizeof(source), m->source);
     pc_irc_line_source(l, source);

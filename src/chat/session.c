@@ -241,6 +241,28 @@ pc_sess_tags(const struct pc_session *s, struct pc_irc_line *l,
     }
 }
 
+void
+pc_line_client_tags(const struct pc_session *to, struct pc_irc_line *l,
+                    const char *tags, size_t len)
+{
+    if (!(to->caps & CAP_MESSAGE_TAGS) || tags == NULL || len == 0) {
+        return;
+    }
+    /* "+k=v;+k2" as the sender wrote them (already escaped). */
+    const char *p = tags;
+    const char *end = p + len;
+    while (p < end) {
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        const char *stop = semi ? semi : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        struct pc_irc_str k = {p, (size_t)((eq ? eq : stop) - p)};
+        struct pc_irc_str v = {eq ? eq + 1 : stop,
+                               eq ? (size_t)(stop - eq - 1) : 0};
+        pc_irc_line_tag_raw(l, k, v);
+        p = semi ? semi + 1 : end;
+    }
+}
+
 /* Labeled responses (IRCv3 labeled-response): lines produced while
  * handling a labeled command are collected, then sent with the label on
  * the only line, wrapped in a labeled-response batch, or as an ACK. */

@@ -20,7 +20,8 @@ enum pc_wire_type {
     WIRE_QUIT = 6,
     WIRE_ROOM = 7,     /* room settings changed, with the line members see */
     WIRE_FLAGS = 8,    /* a member's op/voice changed */
-    WIRE_DM = 9,       /* a private PRIVMSG/NOTICE to a user elsewhere */
+    WIRE_DM = 9,       /* a private PRIVMSG/NOTICE/TAGMSG to a user elsewhere */
+    WIRE_TAGMSG = 10,  /* a TAGMSG to a room (client-only tags, not stored) */
 };
 
 int pc_wire_u8(struct pc_buf *b, unsigned v);

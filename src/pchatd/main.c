@@ -29,7 +29,7 @@
 #define DRAIN_TIMEOUT_MS 10000
 /* Pool protocol version: members speaking another are ignored. */
 /* 2: several payloads per CPG message; 3: USER carries the account */
-#define PC_POOL_PROTOCOL 3
+#define PC_POOL_PROTOCOL 4
 
 struct pc_worker {
     uv_loop_t loop;
