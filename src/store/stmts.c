@@ -3,10 +3,13 @@
 #include "store/stmts.h"
 
 /* Message rows are always selected in this shape, so that one decoder in
- * chat/ reads every history answer. */
+ * chat/ reads every history answer. A message an administrator removed
+ * keeps its place (msgid, seq, time, author) with a placeholder text. */
 #define MSG_COLUMNS                                                          \
     "seq, msgid::text, (extract(epoch from at) * 1000)::bigint, kind, "     \
-    "source, account, body, tags"
+    "source, account,"                                                      \
+    " CASE WHEN removed_at IS NULL THEN body"                               \
+    " ELSE '" PC_MSG_REMOVED "' END, tags"
 
 /* Room rows are always selected in this shape (chat/room.c
  * pc_room_from_row). */

@@ -3,6 +3,9 @@
 #ifndef PC_STORE_STMTS_H
 #define PC_STORE_STMTS_H
 
+/* What history shows in place of a message an administrator removed. */
+#define PC_MSG_REMOVED "[message removed by an administrator]"
+
 enum pc_stmt {
     PC_STMT_SCHEMA_VERSION, /* () -> version */
     PC_STMT_POST,           /* batch of posts -> (msgid, room_id, seq) */

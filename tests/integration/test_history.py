@@ -111,6 +111,22 @@ def test_history_errors(server):
     c.ping_roundtrip()
 
 
+def test_removed_message_keeps_its_place(server):
+    c = server.client("alice", ALL_CAPS)
+    c.join("#rm")
+    ids = []
+    for text in ("one", "two", "three"):
+        c.send("PRIVMSG #rm :" + text)
+        ids.append(c.expect("PRIVMSG").tags["msgid"])
+    server.query("SELECT pchat_message_remove(NULL, '%s')" % ids[1])
+    hist = c.history("LATEST", "#rm", "*", 10)
+    assert [m.tags["msgid"] for m in hist] == ids
+    assert [m.params[1] for m in hist] == [
+        "one", "[message removed by an administrator]", "three"]
+    # The text is gone from the database, not only hidden.
+    assert server.query("SELECT count(*) FROM messages WHERE body = 'two'") == "0"
+
+
 def test_history_needs_membership_of_secret_rooms(server):
     op = server.client("op", ALL_CAPS)
     op.join("#sec")
