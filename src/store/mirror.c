@@ -234,6 +234,9 @@ on_alter(void *arg, int status, PGresult *res)
                "acknowledged posts live on ONE server until the mirror is "
                "back server=%s",
                missing_ms, pc_store_server(m->mon));
+        /* Our own session may see the reload a little later: the state is
+         * known now (on_status ignores the stale view while settling). */
+        set_state(m, PC_MIRROR_ASYNC, "", 0);
     } else {
         pc_log(PC_LOG_NOTICE, "mirror", "mirror back: synchronous commit "
                "restored (ALTER SYSTEM RESET synchronous_standby_names) "
@@ -275,6 +278,10 @@ on_status(void *arg, int status, PGresult *res)
          * writes, so there is nothing to hold for. */
         set_state(m, PC_MIRROR_NONE, names, streaming);
         return;
+    }
+    if (m->state == PC_MIRROR_ASYNC && names[0] != '\0'
+        && pc_now_ms() < m->settle_ms) {
+        return; /* the switch's reload not seen by this session yet */
     }
     if (!m->warned_commit && strcmp(commit, "on") != 0
         && strcmp(commit, "remote_apply") != 0
