@@ -47,6 +47,47 @@ def post_again(ip, nick, room, label, text, within_s, connect_timeout=3):
         time.sleep(0.1)
 
 
+def post_n(c, room, n):
+    """Posts n messages one at a time; their acknowledged (msgid, text)."""
+    acked = []
+    for i in range(n):
+        c.send("PRIVMSG %s :before %d" % (room, i))
+        m = c.expect("PRIVMSG", timeout=10)
+        acked.append((m.tags["msgid"], m.params[1]))
+    return acked
+
+
+def wait_kill(killfile, secs=60):
+    """The epoch time of the kill, once the test has written it."""
+    deadline = time.monotonic() + secs
+    while True:
+        try:
+            with open(killfile) as f:
+                return float(f.read())
+        except (OSError, ValueError):
+            pass
+        assert time.monotonic() < deadline, "the test did not kill within %d s" % secs
+        time.sleep(0.01)
+
+
+def post_elsewhere_then_here(result, t0, acked, other_vip, vip, nick, room):
+    """After a node's loss (at t0): nick posts again through the other
+    active node, then a client posts through vip once Pacemaker has moved
+    it; adds both times, and whether history holds every message in acked
+    (extended with the two new ones) once and in order, to result."""
+    c2, ack = post_again(other_vip, nick, room, "again", "after on the other node", 60)
+    acked.append(ack)
+    result["posting_again_other_node_s"] = time.time() - t0
+    c2.close()
+    c3, ack = post_again(vip, nick + "2", room, "moved", "after on the moved address", 60, 2)
+    acked.append(ack)
+    result["posting_again_same_address_s"] = time.time() - t0
+    hist = history(c3, room)
+    result["acked"] = len(acked)
+    result["all_acked_in_history_once"] = all(hist.count(x) == 1 for x in acked)
+    result["history_in_ack_order"] = [x for x in hist if x in acked] == acked
+
+
 def scenario_chat(vip1, vip2, n, room="#lab"):
     a = connect(vip1, "alice")
     b = connect(vip2, "bob")
@@ -80,35 +121,15 @@ def scenario_failover(victim_vip, other_vip, killfile, n):
     watcher = connect(other_vip, "watcher")
     c.join("#fo")
     watcher.join("#fo")
-    acked = []
-    for i in range(n):
-        c.send("PRIVMSG #fo :before %d" % i)
-        m = c.expect("PRIVMSG", timeout=10)
-        acked.append((m.tags["msgid"], m.params[1]))
+    acked = post_n(c, "#fo", n)
     with open(killfile + ".ready", "w") as f:
         f.write("ready\n")
-    deadline = time.monotonic() + 60
-    while not os.path.exists(killfile):
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    t_kill = float(open(killfile).read())
+    t_kill = wait_kill(killfile)
     result = {}
     # The watcher on the surviving node sees carol quit.
     watcher.expect(lambda m: m.command == "QUIT" and m.nick == "carol", timeout=30)
     result["quit_seen_s"] = time.time() - t_kill
-    # Reconnect to the surviving active node with the same nick, and post.
-    c2, ack = post_again(other_vip, "carol", "#fo", "again", "after on the other node", 30)
-    acked.append(ack)
-    result["posting_again_other_node_s"] = time.time() - t_kill
-    c2.close()
-    # The victim's own address, once Pacemaker has moved it.
-    c3, ack = post_again(victim_vip, "carol2", "#fo", "moved", "after on the moved address", 60, 2)
-    acked.append(ack)
-    result["posting_again_same_address_s"] = time.time() - t_kill
-    hist = history(c3, "#fo")
-    result["acked"] = len(acked)
-    result["all_acked_in_history_once"] = all(hist.count(x) == 1 for x in acked)
-    result["history_in_ack_order"] = [x for x in hist if x in acked] == acked
+    post_elsewhere_then_here(result, t_kill, acked, other_vip, victim_vip, "carol", "#fo")
     return result
 
 
@@ -118,11 +139,7 @@ def scenario_switchover(vip, other_vip, readyfile, n):
     address once it has moved; every acknowledged message must be kept."""
     c = connect(vip, "dora")
     c.join("#sw")
-    acked = []
-    for i in range(n):
-        c.send("PRIVMSG #sw :before %d" % i)
-        m = c.expect("PRIVMSG", timeout=10)
-        acked.append((m.tags["msgid"], m.params[1]))
+    acked = post_n(c, "#sw", n)
     with open(readyfile, "w") as f:
         f.write("ready\n")
     t0 = time.time()
@@ -138,16 +155,7 @@ def scenario_switchover(vip, other_vip, readyfile, n):
         except (EOFError, OSError, AssertionError):
             break
     result = {"disconnected_s": time.time() - t0}
-    c2, ack = post_again(other_vip, "dora", "#sw", "x", "after on the other node", 60)
-    acked.append(ack)
-    result["posting_again_other_node_s"] = time.time() - t0
-    c2.close()
-    c3, ack = post_again(vip, "dora", "#sw", "y", "after on the moved address", 60, 2)
-    acked.append(ack)
-    result["posting_again_same_address_s"] = time.time() - t0
-    hist = history(c3, "#sw")
-    result["all_acked_in_history_once"] = all(hist.count(x) == 1 for x in acked)
-    result["history_in_ack_order"] = [x for x in hist if x in acked] == acked
+    post_elsewhere_then_here(result, t0, acked, other_vip, vip, "dora", "#sw")
     return result
 
 
@@ -211,11 +219,7 @@ def scenario_dbfailover(vip1, vip2, killfile, room, n_after):
         time.sleep(0.05)
     with open(killfile + ".ready", "w") as f:
         f.write("ready\n")
-    deadline = time.monotonic() + 60
-    while not os.path.exists(killfile) or not open(killfile).read().strip():
-        assert time.monotonic() < deadline, "no kill"
-        time.sleep(0.01)
-    t_kill = state["t_kill"] = float(open(killfile).read())
+    t_kill = state["t_kill"] = wait_kill(killfile)
     for t in threads:
         t.join(timeout=150)
     result = {"errors": [w["error"] for w in writers.values() if w["error"]]}
