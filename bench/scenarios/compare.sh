@@ -19,9 +19,10 @@ scale=${SCALE:-quick}
 only=${ONLY:-"idle tls storm chat bigroom durable"}
 # Ports of our own: a server already on them would be measured instead.
 P_PLAIN=${P_PLAIN:-26667}; P_TLS=${P_TLS:-26697}; P_INSP=${P_INSP:-27667}
-for p in $P_PLAIN $P_TLS $P_INSP; do
+P_INSP_TLS=${P_INSP_TLS:-27697}
+for p in $P_PLAIN $P_TLS $P_INSP $P_INSP_TLS; do
     if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
-        echo "port $p is already in use; set P_PLAIN/P_TLS/P_INSP" >&2; exit 1
+        echo "port $p is already in use; set P_PLAIN/P_TLS/P_INSP/P_INSP_TLS" >&2; exit 1
     fi
 done
 results=$work/results.tsv
@@ -74,7 +75,7 @@ start_pchatd() {
 
 start_inspircd() {
     "$top/bench/run-inspircd.sh" stop "$work/inspircd" >/dev/null 2>&1 || echo "(no inspircd yet)" >/dev/null
-    inspircd_pid=$("$top/bench/run-inspircd.sh" start "$work/inspircd" $P_INSP)
+    inspircd_pid=$("$top/bench/run-inspircd.sh" start "$work/inspircd" $P_INSP $P_INSP_TLS)
 }
 
 # Starts both servers unless they are running.
@@ -128,12 +129,16 @@ for s in $only; do
         metric idle held "plain: connections held"
         ;;
     tls)
-        start_pchatd
-        inspircd_pid=""
-        "$top/bench/run-inspircd.sh" stop "$work/inspircd" >/dev/null 2>&1 || echo "(no inspircd)" >/dev/null
+        # Each against a freshly started server: its RSS before is a clean
+        # baseline. InspIRCd's TLS is GnuTLS (Debian's only TLS module).
+        start_pchatd; start_inspircd
         run tls pchatd $P_TLS "$pchatd_pid" --tls --clients $IDLE_N --procs $IDLE_PROCS --src-addrs 8 --idle --duration 3 --warmup 1
+        run tls inspircd $P_INSP_TLS "$inspircd_pid" --tls --clients $IDLE_N --procs $IDLE_PROCS --src-addrs 8 --idle --duration 3 --warmup 1
         metric tls server_bytes_per_conn "TLS: server bytes per idle connection"
+        metric tls handshakes_per_sec "TLS: handshakes per second"
         metric tls registrations_per_sec "TLS: handshakes + registrations per second"
+        metric tls server_cpu_connect_secs "TLS: server CPU seconds connecting"
+        metric tls bench_cpu_total_secs "TLS: generator CPU seconds"
         ;;
     storm)
         start_pchatd; start_inspircd
