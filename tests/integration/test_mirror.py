@@ -458,3 +458,42 @@ def test_history_reads_from_standby(pair, mirrored):
     wait_status(server, "history_reads", "standby")
     hist = [x.params[1] for x in a.history("LATEST", "#rd", "*", 5)]
     assert hist == ["m%d" % i for i in range(15, 20)]
+
+
+def test_quorum_commit_any_one_of_two(pair, mirrored):
+    """synchronous_standby_names = 'ANY 1 (b, c)': one standby lost changes
+    nothing (no wait, no switch, still two copies); both lost is the
+    durability case again."""
+    c = Node(os.path.dirname(pair.a.dir), "c")
+    c.run("standby", c.port, pair.a.port)
+    pair.a.run("sync", 'ANY 1 ("b", "c")')
+    end = time.monotonic() + 30
+    while pair.a.psql("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'quorum'"
+                      " AND state = 'streaming'", db="postgres") != "2":
+        assert time.monotonic() < end, "two quorum standbys never streamed"
+        time.sleep(0.1)
+    try:
+        server = mirrored(database__mirror_policy="durability", database__post_timeout_ms=1500)
+        wait_status(server, "mirror", "sync")
+        a = server.client("alice", ALL_CAPS)
+        a.join("#q")
+        pair.b.run("stop")
+        time.sleep(0.6)  # three checks
+        assert status(server)["mirror"] == "sync"
+        a.send("@label=1 PRIVMSG #q :one standby left")
+        assert a.expect(lambda m: m.tags.get("label") == "1").command == "PRIVMSG"
+        c.run("stop")
+        wait_status(server, "mirror", "missing")
+        a.send("@label=2 PRIVMSG #q :none left")
+        m = a.expect(lambda m: m.tags.get("label") == "2", timeout=10)
+        assert m.command == "FAIL" and m.params[1] == "TEMPORARILY_UNAVAILABLE"
+        c.run("start", c.port)
+        wait_status(server, "mirror", "sync")
+        a.send("@label=3 PRIVMSG #q :c is back")
+        assert a.expect(lambda m: m.tags.get("label") == "3").command == "PRIVMSG"
+        assert server.query("SELECT string_agg(body, '|' ORDER BY seq) FROM messages") \
+            == "one standby left|c is back"
+        assert status(server)["mirror_async_switches"] == "0"
+    finally:
+        subprocess.run([PG_PRIVATE, "stop", c.dir], capture_output=True, timeout=120,
+                       env=dict(os.environ, PG_STOP_MODE="immediate"))
