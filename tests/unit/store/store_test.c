@@ -934,6 +934,64 @@ test_many(void **state)
 
 /* The fixture: one private server for the whole run. */
 
+/* History reads through a reader connection (here to the same server,
+ * which stands for the standby): answered there, a failure there is asked
+ * again of the primary, and closing with a reader open frees everything. */
+static bool
+is_reading(const void *arg)
+{
+    return pc_store_reading_standby(((const struct fix *)arg)->s);
+}
+
+static void
+test_reader(void **state)
+{
+    static const char *const seq_of[2] = {"1",
+                                          "00000000-0000-0000-0000-000000000000"};
+    static const char *const bad[2] = {"not a number", "x"};
+    char ci[PATH_MAX + 128];
+    struct fix f;
+    struct qres r;
+
+    new_db("t_reader");
+    migrate_db("t_reader");
+    conninfo_for("t_reader", ci, sizeof(ci));
+    fix_open(&f, ci);
+    assert_int_equal(pc_store_set_reader(f.s, ci), 0);
+    assert_int_equal(pc_store_set_reader(f.s, ci), -EINVAL);
+    assert_int_equal(pc_store_start(f.s), 0);
+    assert_true(run_until(&f, is_ready, &f, 5000));
+    assert_false(pc_store_reading_standby(f.s)); /* not allowed yet */
+    pc_store_reads_standby(f.s, true);
+    assert_true(run_until(&f, is_reading, &f, 5000));
+
+    PGconn *c = db_connect("t_reader");
+    assert_int_equal(submit(&f, PC_STMT_HIST_SEQ_OF, seq_of, 2, 0, &r), 0);
+    assert_true(run_until(&f, is_done, &r, 3000));
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.ntuples, 0);
+    /* The reader answered: it ran a statement beyond its setup. */
+    assert_int_equal(db_long(c, "SELECT count(*) FROM pg_stat_activity"
+                                " WHERE application_name = 'pchatd-reader'"
+                                " AND query LIKE '%FROM messages WHERE room_id"
+                                " = $1 AND msgid%'"),
+                     1);
+    /* An error there: asked again of the primary, whose error is final. */
+    capture_begin();
+    assert_int_equal(submit(&f, PC_STMT_HIST_SEQ_OF, bad, 2, 0, &r), 0);
+    assert_true(run_until(&f, is_done, &r, 3000));
+    const char *log = capture_end();
+    assert_int_equal(r.status, PC_EDB);
+    assert_string_equal(r.sqlstate, "22P02");
+    assert_non_null(strstr(log, "asking the primary"));
+    /* Closing with a read queued on the reader: canceled, once. */
+    assert_int_equal(submit(&f, PC_STMT_HIST_SEQ_OF, seq_of, 2, 0, &r), 0);
+    PQfinish(c);
+    fix_close(&f);
+    assert_true(r.done);
+    assert_int_equal(r.status, PC_ECANCELED);
+}
+
 /* The mirror watcher. */
 
 struct mfix {
@@ -1124,6 +1182,7 @@ main(void)
         cmocka_unit_test(test_many),
         cmocka_unit_test(test_outage),
         cmocka_unit_test(test_mirror_policies),
+        cmocka_unit_test(test_reader),
     };
     (void)signal(SIGALRM, on_alarm);
     (void)alarm(300);
