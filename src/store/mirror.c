@@ -63,6 +63,7 @@ struct pc_mirror {
                                seen by our session a little later) */
     bool warned_commit;
     bool warned_reads;
+    bool check_failing; /* logged once until a check succeeds */
     bool closing;
     unsigned handles;
     void (*done_cb)(void *);
@@ -254,16 +255,17 @@ on_status(void *arg, int status, PGresult *res)
     if (m->closing) {
         return;
     }
-    if (status != 0) {
-        if (status == PC_EDB) {
+    if (status != 0 || PQntuples(res) != 1 || PQnfields(res) != 8) {
+        if (status == PC_EDB && !m->check_failing) {
+            const char *why = PQresultErrorField(res,
+                                                 PG_DIAG_MESSAGE_PRIMARY);
+            m->check_failing = true;
             pc_log(PC_LOG_WARN, "mirror", "mirror check failed: %s",
-                   PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+                   why != NULL ? why : "?");
         }
         return; /* the state stands; the next tick tries again */
     }
-    if (PQntuples(res) != 1 || PQnfields(res) != 8) {
-        return;
-    }
+    m->check_failing = false;
     const char *names = PQgetvalue(res, 0, 0);
     long long nsync = atoll(PQgetvalue(res, 0, 1));
     long long needed = atoll(PQgetvalue(res, 0, 2));
