@@ -302,7 +302,7 @@ else
 fi
 agent=/usr/lib/ocf/resource.d/pchat/pchatd
 check "$agent meta-data is XML naming resource-agent pchatd" sh -c \
-    "OCF_ROOT=/usr/lib/ocf '$agent' meta-data 2>/dev/null | python3 -c 'import sys, xml.dom.minidom as m; d = m.parseString(sys.stdin.read()); sys.exit(d.documentElement.getAttribute(\"name\") != \"pchatd\")' && [ -x /usr/share/pchat/ha/pchat-resources ] && [ -x /usr/share/pchat/ha/corosync/make-conf ]"
+    "OCF_ROOT=/usr/lib/ocf '$agent' meta-data 2>/dev/null | python3 -c 'import sys, xml.dom.minidom as m; d = m.parseString(sys.stdin.read()); sys.exit(d.documentElement.getAttribute(\"name\") != \"pchatd\")' && [ -x /usr/share/pchat/ha/pchat-resources ] && [ -x /usr/share/pchat/ha/pchat-database ] && [ -x /usr/share/pchat/ha/corosync/make-conf ]"
 
 # 21: purge.
 if apt-get purge -y -q pchat pchat-ha > "$work/purge.out" 2>&1; then
