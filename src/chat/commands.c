@@ -111,7 +111,7 @@ try_register(struct pc_session *s)
     if (pc_sasl_hold_registration(s)) {
         return; /* the login's answer comes first */
     }
-    if (c->conf->auth_required && s->account_id == 0) {
+    if (pc_conf_auth_required(c->conf) && s->account_id == 0) {
         pc_sess_std(s, "FAIL", "*", "ACCOUNT_REQUIRED", NULL,
                     "This server requires an account: log in with SASL "
                     "(" PC_SASL_MECHS ")");
@@ -159,7 +159,7 @@ cap_list(struct pc_session *s, const char *sub, unsigned mask, bool values)
     }
     /* soju.im/account-required: informational, never requested (REQ gets
      * NAK as for any unknown cap). */
-    if (strcmp(sub, "LS") == 0 && s->chat->conf->auth_required
+    if (strcmp(sub, "LS") == 0 && pc_conf_auth_required(s->chat->conf)
         && n + 26 < sizeof(list)) {
         memcpy(list + n, " soju.im/account-required", 26);
     }

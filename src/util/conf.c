@@ -22,6 +22,7 @@ enum conf_type {
     CT_LEVEL,   /* log level name */
     CT_BACKEND, /* local | cpg */
     CT_MIRROR,  /* durability | availability */
+    CT_AUTO,    /* auto | yes | no (stored as one of these three words) */
     CT_LISTEN,  /* comma-separated host:port list (may be empty) */
 };
 
@@ -127,9 +128,10 @@ static const struct conf_key conf_keys[] = {
      "crit, error, warn, notice, info, debug or trace."},
     {"log", "syslog", CT_BOOL, OFF(log_syslog), "no", 0, 1, true,
      "Log to syslog (daemon facility) instead of stderr."},
-    {"auth", "required", CT_BOOL, OFF(auth_required), "no", 0, 1, true,
-     "Require SASL (PLAIN, SCRAM-SHA-256 or EXTERNAL) before registration; "
-     "a pool should set yes. Without it, logging in is optional."},
+    {"auth", "required", CT_AUTO, OFF(auth_required), "auto", 0, 0, true,
+     "Require SASL (PLAIN, SCRAM-SHA-256 or EXTERNAL) before registration: "
+     "yes, no, or auto (yes in a pool, pool.backend = cpg; no on a single "
+     "server, where logging in is optional)."},
     {"auth", "pbkdf2_iterations", CT_UINT, OFF(auth_pbkdf2_iterations),
      "4096", 4096, 10000000, true,
      "PBKDF2 iterations for new SCRAM-SHA-256 keys (and the made-up keys "
@@ -171,6 +173,7 @@ static const char *const type_names[] = {
     [CT_STRING] = "string", [CT_UINT] = "integer", [CT_BOOL] = "boolean",
     [CT_LEVEL] = "log level", [CT_BACKEND] = "local|cpg",
     [CT_MIRROR] = "durability|availability",
+    [CT_AUTO] = "auto|yes|no",
     [CT_LISTEN] = "address list",
 };
 
@@ -347,6 +350,22 @@ set_value(struct pc_conf *c, const struct conf_key *k, const char *v,
             return PC_ECONFIG;
         }
         break;
+    case CT_AUTO: {
+        static const char *const yes[] = {"yes", "true", "on", "1"};
+        static const char *const no[] = {"no", "false", "off", "0"};
+        const char *word = strcasecmp(v, "auto") == 0 ? "auto" : NULL;
+        for (size_t i = 0; i < 4 && word == NULL; i++) {
+            word = strcasecmp(v, yes[i]) == 0  ? "yes"
+                   : strcasecmp(v, no[i]) == 0 ? "no"
+                                               : NULL;
+        }
+        if (word == NULL) {
+            (void)snprintf(why, whylen, "'%s' is not auto, yes or no", v);
+            return PC_ECONFIG;
+        }
+        v = word; /* stored normalised */
+        break;
+    }
     case CT_MIRROR:
         if (strcmp(v, "durability") != 0 && strcmp(v, "availability") != 0) {
             (void)snprintf(why, whylen, "'%s' is not durability or "
@@ -695,6 +714,15 @@ pc_conninfo_redact(const char *in, char *out, size_t cap)
         put_n(out, cap, &o, p++, 1);
     }
     out[o] = '\0';
+}
+
+bool
+pc_conf_auth_required(const struct pc_conf *c)
+{
+    if (c->auth_required == NULL || strcmp(c->auth_required, "auto") == 0) {
+        return c->pool_backend != NULL && strcmp(c->pool_backend, "cpg") == 0;
+    }
+    return strcmp(c->auth_required, "yes") == 0;
 }
 
 void

@@ -52,7 +52,7 @@ struct pc_conf {
     char *log_level;             /* crit error warn notice info debug trace */
     bool log_syslog;
     /* [auth] */
-    bool auth_required;          /* no registration without SASL */
+    char *auth_required;         /* auto|yes|no: pc_conf_auth_required() */
     uint32_t auth_pbkdf2_iterations; /* for new keys and unknown accounts */
     uint32_t auth_fail_burst;    /* failed logins per account / address */
     uint32_t auth_fail_interval_ms; /* one more failure allowed per ... */
@@ -83,6 +83,8 @@ int pc_conf_validate(const struct pc_conf *c, char *err, size_t errlen);
 /* Writes the effective configuration as INI (for --check-config); with
  * redact, passwords in conninfo keys are masked. */
 void pc_conf_dump(const struct pc_conf *c, FILE *out, bool redact);
+/* auth.required resolved: yes, no, or auto (yes with pool.backend = cpg). */
+bool pc_conf_auth_required(const struct pc_conf *c);
 /* A conninfo (key=value or URI) with its password masked. */
 void pc_conninfo_redact(const char *in, char *out, size_t cap);
 /* Writes the key reference as Markdown (docs/config.md is generated). */

@@ -71,9 +71,12 @@ def corosync(workdir):
 
 @pytest.fixture
 def pool(server_factory, corosync):
-    a = server_factory(pool__backend="cpg")
+    # A pool requires SASL by default (auth.required = auto); these tests
+    # are about the pool, with clients that do not log in.
+    a = server_factory(pool__backend="cpg", auth__required="no")
     # The second node shares the first one's database.
-    b = server_factory(pool__backend="cpg", database__conninfo=a.conninfo)
+    b = server_factory(pool__backend="cpg", auth__required="no",
+                       database__conninfo=a.conninfo)
     time.sleep(0.5)
     return a, b
 
@@ -191,3 +194,20 @@ def test_killed_node_users_quit_at_once(pool):
     assert elapsed < 5, elapsed
     # The nick is free again on the surviving node.
     b.client("doomed").ping_roundtrip()
+
+
+def test_a_pool_requires_login_by_default(server_factory, corosync):
+    """auth.required = auto (the default) means yes with pool.backend = cpg:
+    a connection that does not log in cannot register."""
+    from accounts import create_account, login_and_register
+    node = server_factory(pool__backend="cpg")
+    c = node.client(register=False)
+    c.send("NICK walker")
+    c.send("USER walker 0 * :x")
+    m = c.expect(lambda m: m.command in ("FAIL", "001"))
+    assert m.command == "FAIL" and m.params[:2] == ["*", "ACCOUNT_REQUIRED"]
+    # Logged in, the same user is welcome.
+    create_account(node, "walker", "pw")
+    c = node.client(register=False)
+    login_and_register(c, "walker", "pw")
+    c.ping_roundtrip()

@@ -611,6 +611,31 @@ test_conninfo_redact(void **state)
     pc_conf_free(&c);
 }
 
+/* auth.required: auto follows the pool back end; yes and no are fixed. */
+static void
+test_auth_required(void **state)
+{
+    struct pc_conf c;
+    char err[256];
+    (void)state;
+    assert_int_equal(pc_conf_init(&c), 0);
+    assert_string_equal(c.auth_required, "auto");
+    assert_false(pc_conf_auth_required(&c));
+    set_ok(&c, "pool.backend=cpg");
+    assert_true(pc_conf_auth_required(&c));
+    set_ok(&c, "auth.required=off");
+    assert_string_equal(c.auth_required, "no");
+    assert_false(pc_conf_auth_required(&c));
+    set_ok(&c, "pool.backend=local");
+    set_ok(&c, "auth.required=TRUE");
+    assert_string_equal(c.auth_required, "yes");
+    assert_true(pc_conf_auth_required(&c));
+    assert_int_equal(pc_conf_set(&c, "auth.required=maybe", err, sizeof(err)),
+                     PC_ECONFIG);
+    assert_non_null(strstr(err, "auto, yes or no"));
+    pc_conf_free(&c);
+}
+
 int
 main(void)
 {
@@ -628,6 +653,7 @@ main(void)
         cmocka_unit_test(test_list_next),
         cmocka_unit_test(test_dump_roundtrip),
         cmocka_unit_test(test_conninfo_redact),
+        cmocka_unit_test(test_auth_required),
         cmocka_unit_test(test_docs),
         cmocka_unit_test(test_example),
     };
