@@ -464,9 +464,29 @@ visible_room(struct pc_session *s, const char *name, struct pc_rights *rt)
 
 struct create_ctx {
     struct pc_chat *chat;
+    char name[PC_CHAN_MAX + 1];
     char folded[PC_CHAN_MAX + 1];
     int64_t creator; /* account id, 0 if not logged in */
+    bool admin;
+    bool retried;
 };
+
+static void room_created(void *arg, int status, PGresult *res);
+
+/* Creates the room, or finds it if it exists. */
+static int
+room_create_send(struct create_ctx *cc)
+{
+    struct pc_chat *c = cc->chat;
+    char account[24];
+    (void)snprintf(account, sizeof(account), "%" PRId64, cc->creator);
+    const char *params[4] = {cc->name, cc->folded,
+                             cc->creator ? account : NULL,
+                             cc->admin ? "t" : "f"};
+    return pc_store_query(c->store, PC_STMT_ROOM_CREATE_AS, params, 4,
+                          pc_now_ms() + c->conf->db_post_timeout_ms,
+                          room_created, cc);
+}
 
 /* Everyone waiting for the room joins now, or hears why not; refused: the
  * room does not exist and they may not create it. */
@@ -511,6 +531,16 @@ room_created(void *arg, int status, PGresult *res)
         free(cc);
         return;
     }
+    /* No row: not allowed to create it, or another node created it at the
+     * same moment: the insert then yields to that row, which the
+     * statement's snapshot cannot see. Asking once more (a new snapshot)
+     * finds it in that case. */
+    if (status == 0 && PQntuples(res) == 0 && !cc->retried) {
+        cc->retried = true;
+        if (room_create_send(cc) == 0) {
+            return;
+        }
+    }
     if (status == 0 && PQntuples(res) == 1) {
         (void)pc_room_from_row(c, res, 0);
         /* Our insert made the creator its manager: known now, before the
@@ -548,7 +578,6 @@ join_one(struct pc_session *s, const char *name, const char *key,
     }
     if (r == NULL) {
         char folded[PC_CHAN_MAX + 1];
-        char account[24];
         /* A JOIN creates a room in the default category, for its
          * creators only; to others a room that does not exist stays
          * missing. The database checks it again (the model may not be
@@ -557,7 +586,6 @@ join_one(struct pc_session *s, const char *name, const char *key,
             pc_sess_num(s, PC_ERR_NOSUCHCHANNEL, "%s :No such channel", name);
             return true;
         }
-        (void)snprintf(account, sizeof(account), "%" PRId64, s->account_id);
         pc_irc_casefold(folded, name, strlen(name));
         r = calloc(1, sizeof(*r));
         if (r == NULL) {
@@ -571,9 +599,6 @@ join_one(struct pc_session *s, const char *name, const char *key,
             return true;
         }
         struct create_ctx *cc = calloc(1, sizeof(*cc));
-        const char *params[4] = {name, folded,
-                                 s->account_id ? account : NULL,
-                                 s->is_admin ? "t" : "f"};
         if (cc == NULL) {
             (void)pc_map_del(&c->rooms, folded);
             pc_room_free(r);
@@ -581,10 +606,10 @@ join_one(struct pc_session *s, const char *name, const char *key,
         }
         cc->chat = c;
         cc->creator = s->account_id;
+        cc->admin = s->is_admin;
+        (void)snprintf(cc->name, sizeof(cc->name), "%s", name);
         (void)snprintf(cc->folded, sizeof(cc->folded), "%s", folded);
-        if (pc_store_query(c->store, PC_STMT_ROOM_CREATE_AS, params, 4,
-                           pc_now_ms() + c->conf->db_post_timeout_ms,
-                           room_created, cc) < 0) {
+        if (room_create_send(cc) < 0) {
             free(cc);
             (void)pc_map_del(&c->rooms, folded);
             pc_room_free(r);

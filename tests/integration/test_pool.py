@@ -211,3 +211,22 @@ def test_a_pool_requires_login_by_default(server_factory, corosync):
     c = node.client(register=False)
     login_and_register(c, "walker", "pw")
     c.ping_roundtrip()
+
+
+def test_same_new_room_joined_on_two_nodes_at_once(pool):
+    """Both nodes create the room by JOIN at the same moment: one insert
+    wins, the other finds its row, and both users are in."""
+    a, b = pool
+    ua = a.client("racer1")
+    ub = b.client("racer2")
+    rooms = ["#race%d" % i for i in range(30)]
+    for r in rooms:
+        ua.send("JOIN " + r)
+        ub.send("JOIN " + r)
+    for c in (ua, ub):
+        joined = set()
+        while len(joined) < len(rooms):
+            m = c.expect(lambda m: m.command in ("366", "403", "FAIL"), timeout=10)
+            assert m.command == "366", "a JOIN was refused: %r" % m
+            joined.add(m.params[1])
+    assert int(a.query("SELECT count(*) FROM rooms WHERE name LIKE '#race%'")) == 30
