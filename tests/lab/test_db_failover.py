@@ -12,6 +12,7 @@ namespaces, or a build. See docs/database.md ("In the lab")."""
 import glob
 import os
 import time
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -182,3 +183,48 @@ def test_old_primary_rewound_rejoins_as_synchronous_standby(lab):
     assert primary() == "db2" and resource_on("pgsql-vip") == "db2"
     r = LAB.client("chat", "198.18.0.51", "198.18.0.52", "5", "#dbrejoined")
     assert r["count"] == 10 and r["same_order"] and r["history_matches"], r
+
+
+def test_primary_host_killed_and_switched_back(lab, tmp_path):
+    """Now the whole host of the primary (db2 since the tests above) is
+    powered off, not only its postmaster: Corosync loses it, it is fenced,
+    db1 (the rewound standby) is promoted, and posting resumes with every
+    acknowledged message in history once. The pair ends where it started,
+    db1 primary: the switch back."""
+    if primary() != "db2" or not synchronous("db2"):
+        pytest.skip("the rejoin test did not leave db2 primary with db1 synchronous")
+
+    def promotable():
+        # PAF's primary gives each streaming standby a positive promotion
+        # score at its monitor; a standby without one is never promoted.
+        r = LAB.exec("db2", "crm_mon", "-1", "-A", "--output-as=xml", timeout=15)
+        if r.returncode != 0:
+            return False
+        x = ET.fromstring(r.stdout)
+        for node in x.iter("node"):
+            if node.get("name") == "db1":
+                for a in node.iter("attribute"):
+                    if a.get("name") == "master-pgsqld":
+                        v = a.get("value", "")
+                        return v.lstrip("-").isdigit() and int(v) > 0
+        return False
+    wait_for(promotable, 60, "db1 promotable (PAF score from db2's monitor)")
+    killfile = str(tmp_path / "killed")
+    bg = LAB.background("dbfailover", "198.18.0.51", "198.18.0.52", killfile, "#dbhost", "20")
+    bg.wait_ready(killfile + ".ready")
+    t_kill = LAB.stamp(LAB.run("kill", "db2"))
+    with open(killfile, "w") as f:
+        f.write(repr(t_kill))
+    fenced = wait_for(lambda: LAB.fenced_at("db2", t_kill), 60, "db2 fenced", interval=0.05)
+    figure("db host killed", "primary's host fenced", fenced - t_kill)
+    wait_for(lambda: primary() == "db1", 60, "db1 promoted", interval=0.05)
+    figure("db host killed", "standby promoted (crm_mon)", time.time() - t_kill)
+    wait_for(lambda: resource_on("pgsql-vip") == "db1", 30, "the database address on db1",
+             interval=0.05)
+    result = bg.join("db host killed")
+    assert not result["errors"], result
+    assert result["all_acked_in_history_once"] and result["no_text_twice"] \
+        and result["history_in_ack_order"], result
+    assert result["acked_after_kill"] >= 40, result
+    assert result["posting_resumed_s"] is not None and result["posting_resumed_s"] < FIRST_POST_S, result
+    assert psql("db1", "SELECT pg_is_in_recovery()") == "f"
