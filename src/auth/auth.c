@@ -510,3 +510,9 @@ pc_auth_nonce(char *out, size_t cap)
     }
     return pc_auth_b64_encode(out, cap, raw, sizeof(raw)) < 0 ? -EIO : 0;
 }
+
+void
+pc_auth_thread_done(void)
+{
+    OPENSSL_thread_stop();
+}

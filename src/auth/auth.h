@@ -11,6 +11,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Frees OpenSSL's per-thread state (its error queue) on the calling
+ * thread: call it at the end of every job run on a thread-pool thread,
+ * whose threads outlive the loop and never run OpenSSL's own clean-up. */
+void pc_auth_thread_done(void);
+
 #define PC_AUTH_KEY_LEN   32 /* SHA-256 */
 #define PC_AUTH_SALT_MAX  64
 #define PC_AUTH_NAME_MAX  64 /* account names (they are nicks) */

@@ -348,6 +348,7 @@ job_work(uv_work_t *req)
         j->result = pc_scram_client_final(&j->scram, j->msg, j->len, j->out,
                                           sizeof(j->out));
     }
+    pc_auth_thread_done();
 }
 
 static void

@@ -409,6 +409,7 @@ derive_work(uv_work_t *w)
         && pc_auth_derive(hc->req.pass, hc->req.pass_len, salt, sizeof(salt),
                           hc->h->cfg.iterations, &hc->keys)
                == 0;
+    pc_auth_thread_done();
 }
 
 static void
@@ -416,6 +417,7 @@ verify_work(uv_work_t *w)
 {
     struct hconn *hc = w->data;
     hc->work_ok = pc_auth_plain_check(&hc->keys, hc->cred, hc->cred_len);
+    pc_auth_thread_done();
 }
 
 static char *

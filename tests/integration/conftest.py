@@ -3,6 +3,7 @@ real pchatd per test (or per module), TLS certificates, free ports."""
 import itertools
 import os
 import shutil
+import shlex
 import signal
 import socket
 import subprocess
@@ -137,8 +138,12 @@ class Server:
 
     def start(self):
         self.logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([PCHATD, "-c", self.conf], stdout=self.logf,
-                                     stderr=subprocess.STDOUT)
+        # PCHAT_PCHATD_WRAPPER runs pchatd under a tool, e.g. "valgrind
+        # --leak-check=full --errors-for-leak-kinds=definite
+        # --error-exitcode=99": its findings then fail the test at stop.
+        wrapper = shlex.split(os.environ.get("PCHAT_PCHATD_WRAPPER", ""))
+        self.proc = subprocess.Popen(wrapper + [PCHATD, "-c", self.conf],
+                                     stdout=self.logf, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
