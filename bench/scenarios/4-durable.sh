@@ -106,6 +106,9 @@ SQL
     printf '\n| pgbench, pchatd'"'"'s batches | clients | transactions/s | rows/s | pchatd acks/s / pgbench rows/s | PostgreSQL CPU s | rows per PostgreSQL CPU s | idle before %% |\n|---|---:|---:|---:|---:|---:|---:|---:|\n'
     acks=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get('acks_per_sec', 0))" "$WORK/run$SCN_RUN.json" 2>/dev/null || echo 0)
     for cl in $PG_CLIENTS; do
+        # As pchatd's run did, start right after a checkpoint (pchatd's
+        # WAL would otherwise make one during this run).
+        psql -q -h "$WORK/pg" -p "$PGPORT" -U pchat -d pchat -c "CHECKPOINT"
         b=$(pg_cpu_secs)
         out=$("$pgbench" -n -h "$WORK/pg" -p "$PGPORT" -U pchat -c "$cl" -j "$cl" \
             -T "$DURATION" -D nb="$nb" -f "$WORK/batch.sql" pchat 2>&1) \
