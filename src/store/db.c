@@ -56,10 +56,28 @@ struct store_poll {
     int events;
 };
 
+/* The hosts of a multi-host conninfo ("host=a,b port=5432,5433"), one
+ * list per keyword that has them. libpq tries the hosts in order within
+ * one attempt, but in non-blocking mode it has no timeout of its own: a
+ * host that swallows packets (an address nobody holds any more, a
+ * powered-off server) keeps the attempt until our deadline, and the hosts
+ * after it are never tried. So after an attempt times out, the next one
+ * starts from the following host. */
+enum { HL_HOST, HL_HOSTADDR, HL_PORT, HL_KEYS };
+struct host_lists {
+    char **v[HL_KEYS]; /* NULL where the conninfo does not list it */
+    size_t n[HL_KEYS];
+    size_t hosts;      /* how many hosts; rotation only when > 1 */
+    size_t first;      /* where the next attempt starts */
+};
+
+static void hl_free(struct host_lists *hl);
+
 struct pc_store {
     uv_loop_t *loop;
     struct pc_store_cfg cfg;
     char *conninfo;
+    struct host_lists hl;
     pc_store_state_cb state_cb;
     void *state_arg;
     enum pc_store_state state;
@@ -157,6 +175,7 @@ handle_gone(struct pc_store *s)
             s->done_cb(s->done_arg);
         }
         free(s->conninfo);
+        hl_free(&s->hl);
         free(s->listen_channel);
         free(s);
     }
@@ -234,6 +253,12 @@ on_conn_timer(uv_timer_t *t)
     if (s->state == PC_STORE_BACKOFF) {
         connect_start(s);
     } else if (s->state == PC_STORE_CONNECTING) {
+        if (s->hl.hosts > 1) {
+            s->hl.first = (s->hl.first + 1) % s->hl.hosts;
+            pc_log(PC_LOG_INFO, "store", "next attempt starts from host %s",
+                   s->hl.v[s->hl.n[HL_HOST] ? HL_HOST : HL_HOSTADDR]
+                          [s->hl.first]);
+        }
         store_fail_conn(s, "connection attempt timed out");
     }
 }
@@ -335,6 +360,92 @@ on_notice(void *arg, const char *message)
            one_line(message, msg, sizeof(msg)));
 }
 
+static const char *const hl_keys[HL_KEYS] = {"host", "hostaddr", "port"};
+
+static void
+hl_free(struct host_lists *hl)
+{
+    for (int k = 0; k < HL_KEYS; k++) {
+        for (size_t i = 0; i < hl->n[k]; i++) {
+            free(hl->v[k][i]);
+        }
+        free(hl->v[k]);
+        hl->v[k] = NULL;
+        hl->n[k] = 0;
+    }
+    hl->hosts = 0;
+}
+
+/* Splits the conninfo's host, hostaddr and port lists; an unparsable
+ * conninfo has none (libpq will say what is wrong with it). */
+static int
+hl_parse(struct host_lists *hl, const char *conninfo)
+{
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    if (opts == NULL) {
+        return 0;
+    }
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+        for (int k = 0; k < HL_KEYS; k++) {
+            if (strcmp(o->keyword, hl_keys[k]) != 0 || o->val == NULL
+                || o->val[0] == '\0') {
+                continue;
+            }
+            size_t n = 1;
+            for (const char *c = o->val; *c; c++) {
+                n += *c == ',';
+            }
+            hl->v[k] = calloc(n, sizeof(char *));
+            if (hl->v[k] == NULL) {
+                PQconninfoFree(opts);
+                return -ENOMEM;
+            }
+            const char *p = o->val;
+            for (size_t i = 0; i < n; i++) {
+                size_t len = strcspn(p, ",");
+                hl->v[k][i] = strndup(p, len);
+                if (hl->v[k][i] == NULL) {
+                    hl->n[k] = i;
+                    PQconninfoFree(opts);
+                    return -ENOMEM;
+                }
+                p += len + (p[len] == ',');
+            }
+            hl->n[k] = n;
+        }
+    }
+    PQconninfoFree(opts);
+    hl->hosts = hl->n[HL_HOST] > hl->n[HL_HOSTADDR] ? hl->n[HL_HOST]
+                                                    : hl->n[HL_HOSTADDR];
+    return 0;
+}
+
+/* A list starting from `first`: "b,c,a". Lists of another length than
+ * the hosts' (one port for all) are left as they are. */
+static char *
+hl_rotated(const struct host_lists *hl, int k)
+{
+    size_t n = hl->n[k], len = 0;
+    if (n != hl->hosts) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        len += strlen(hl->v[k][i]) + 1;
+    }
+    char *out = malloc(len + 1);
+    if (out == NULL) {
+        return NULL;
+    }
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0) {
+            (void)strcat(out, ",");
+        }
+        (void)strcat(out, hl->v[k][(hl->first + i) % n]);
+    }
+    return out;
+}
+
 static void
 connect_start(struct pc_store *s)
 {
@@ -343,22 +454,38 @@ connect_start(struct pc_store *s)
      * a server that vanishes (a partition, a dead host) is noticed within
      * about 20 s even with queries in flight, not after hours. Keys after
      * it are ours. */
-    const char *keys[] = {"keepalives_idle", "keepalives_interval",
-                          "keepalives_count", "tcp_user_timeout",
-                          "dbname", "connect_timeout",
-                          "fallback_application_name", NULL};
-    const char *vals[] = {"10", "3", "3", "20000",
-                          s->conninfo, timeout,
-                          s->name ? s->name : "pchatd", NULL};
+    const char *keys[11] = {"keepalives_idle", "keepalives_interval",
+                            "keepalives_count", "tcp_user_timeout",
+                            "dbname", "connect_timeout",
+                            "fallback_application_name", NULL};
+    const char *vals[11] = {"10", "3", "3", "20000",
+                            s->conninfo, timeout,
+                            s->name ? s->name : "pchatd", NULL};
+    char *rotated[HL_KEYS] = {NULL, NULL, NULL};
+    int nk = 7;
 
     (void)snprintf(timeout, sizeof(timeout), "%u",
                    (s->cfg.connect_timeout_ms + 999) / 1000);
+    if (s->hl.hosts > 1 && s->hl.first != 0) {
+        for (int k = 0; k < HL_KEYS; k++) {
+            rotated[k] = hl_rotated(&s->hl, k);
+            if (rotated[k] != NULL) {
+                keys[nk] = hl_keys[k];
+                vals[nk++] = rotated[k];
+            }
+        }
+        keys[nk] = NULL;
+        vals[nk] = NULL;
+    }
     set_state(s, PC_STORE_CONNECTING);
     if (s->closing) {
         return;
     }
     s->setup_failed = false;
     s->conn = PQconnectStartParams(keys, vals, 1);
+    for (int k = 0; k < HL_KEYS; k++) {
+        free(rotated[k]);
+    }
     if (s->conn == NULL) {
         store_fail_conn(s, "out of memory");
         return;
@@ -836,6 +963,12 @@ pc_store_new(struct pc_store **out, uv_loop_t *loop,
         return -ENOMEM;
     }
     s->cfg.conninfo = s->conninfo;
+    if (hl_parse(&s->hl, s->conninfo) < 0) {
+        hl_free(&s->hl);
+        free(s->conninfo);
+        free(s);
+        return -ENOMEM;
+    }
     s->state_cb = state_cb;
     s->state_arg = state_arg;
     s->state = PC_STORE_DISCONNECTED;

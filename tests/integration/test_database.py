@@ -74,3 +74,35 @@ def test_schema_check_refuses_newer_database(server_factory, postgres):
     assert "newer than this pchatd" in out.stderr
     server.query("DELETE FROM pchat_schema WHERE version = 9999")
     server.start()
+
+
+def test_multi_host_conninfo_skips_a_host_that_never_answers(server_factory, postgres):
+    """The first host of a multi-host conninfo accepts TCP and never
+    answers (a hung server; in a real failover, an address whose owner is
+    gone). libpq has no per-host timeout in non-blocking mode, so each
+    attempt times out there; the next attempt must start from the
+    following host, and posting works."""
+    import socket as socketlib
+    blackhole = socketlib.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(16)  # never accepted: the handshake completes, no answer
+    try:
+        port = blackhole.getsockname()[1]
+        server = server_factory(database__connect_timeout_ms="500")
+        server.stop()
+        dbname = server.dbname
+        conninfo = ("host=127.0.0.1,%s port=%d,%d dbname=%s user=pchat "
+                    "target_session_attrs=read-write" % (postgres.dir, port, postgres.port, dbname))
+        with open(server.conf) as f:
+            text = f.read()
+        with open(server.conf, "w") as f:
+            f.write(text.replace("conninfo = " + server.conninfo, "conninfo = " + conninfo))
+        server.start()
+        c = server.client("alice", ALL_CAPS)
+        c.join("#multi")
+        c.send("PRIVMSG #multi :through the second host")
+        echo = c.expect(lambda m: m.command in ("PRIVMSG", "FAIL"), timeout=15)
+        assert echo.command == "PRIVMSG", echo
+        assert "next attempt starts from host" in server.log_text()
+    finally:
+        blackhole.close()
