@@ -254,6 +254,17 @@ def scenario_dbfailover(vip1, vip2, killfile, room, n_after):
     result["history_in_ack_order"] = all(
         [x for x in ids if x in {a[0] for a in w["acked"]}] == [a[0] for a in w["acked"]]
         for w in writers.values())
+    # What history lacks (only a disaster-recovery promotion, from an
+    # asynchronous replica, may lose acknowledged messages), and whether
+    # what it has is still in each writer's order.
+    present = set(ids)
+    result["acked_missing"] = len([a for a in acked if a[0] not in present])
+    result["acked_missing_after_kill"] = len(
+        [a for a in acked if a[0] not in present and a[3] > t_kill])
+    result["present_in_ack_order"] = all(
+        [x for x in ids if x in {a[0] for a in w["acked"]}]
+        == [a[0] for a in w["acked"] if a[0] in present]
+        for w in writers.values())
     return result
 
 

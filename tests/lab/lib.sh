@@ -49,6 +49,10 @@ esac
 # $LAB_DIR/hosts.list holds one "NAME ADDRESS ROLE" line per host.
 
 all_hosts() { awk '{print $1}' "$LAB_DIR/hosts.list" 2>/dev/null; }
+# Members of the Corosync/Pacemaker cluster: all but the disaster-recovery
+# site's host, which stands apart (up --dr).
+cluster_hosts() { awk '$3 != "dr" {print $1}' "$LAB_DIR/hosts.list" 2>/dev/null; }
+dr_hosts() { awk '$3 == "dr" {print $1}' "$LAB_DIR/hosts.list" 2>/dev/null; }
 chat_hosts() { awk '$3 == "chat" {print $1}' "$LAB_DIR/hosts.list" 2>/dev/null; }
 db_hosts() { awk '$3 == "db" {print $1}' "$LAB_DIR/hosts.list" 2>/dev/null; }
 
@@ -56,7 +60,8 @@ host_ip() {
     case $1 in
         c[1-8]) echo "$LAB_NET.$((10 + ${1#c}))" ;;
         db[1-2]) echo "$LAB_NET.$((20 + ${1#db}))" ;;
-        *) die "unknown host '$1' (c1..c8, db1..db2)" ;;
+        dr1) echo "$LAB_NET.29" ;;
+        *) die "unknown host '$1' (c1..c8, db1..db2, dr1)" ;;
     esac
 }
 known_host() { grep -q "^$1 " "$LAB_DIR/hosts.list" 2>/dev/null || die "no host '$1' in this lab"; }
@@ -126,7 +131,7 @@ in_host() {
 # The first host that is running, or nothing.
 live_host() {
     local h
-    for h in $(all_hosts); do
+    for h in $(cluster_hosts); do
         init_pid "$h" >/dev/null && { echo "$h"; return 0; }
     done
     return 1

@@ -31,7 +31,7 @@ state = {}
 @pytest.fixture(scope="module")
 def lab():
     global LAB
-    LAB = Lab.pchat_lab("--chat", 3, "--db", 2)
+    LAB = Lab.pchat_lab("--chat", 3, "--db", 2, "--dr")
     yield LAB
     LAB.down()
 
@@ -228,3 +228,39 @@ def test_primary_host_killed_and_switched_back(lab, tmp_path):
     assert result["acked_after_kill"] >= 40, result
     assert result["posting_resumed_s"] is not None and result["posting_resumed_s"] < FIRST_POST_S, result
     assert psql("db1", "SELECT pg_is_in_recovery()") == "f"
+
+
+def test_disaster_recovery_site_promoted(lab, tmp_path):
+    """The main site's database is lost altogether: the DR site's replica
+    (dr1, outside the cluster, streaming asynchronously from the primary's
+    address) is promoted by the operator, following docs/database.md:
+    `pcs resource disable pgsqld-clone` on the main cluster, so the old
+    pair cannot come back as a second primary, then the promotion. pchatd
+    lists the DR site last in its conninfo and finds it by itself. What
+    the replica had not received is lost (the asynchronous trade): counted,
+    and nothing is duplicated or reordered."""
+    if primary() != "db1" or "db2" in LAB.online():
+        pytest.skip("the host-kill test did not leave db1 the primary alone")
+    LAB.run("dr-site", "start", timeout=120)
+    killfile = str(tmp_path / "killed")
+    bg = LAB.background("dbfailover", "198.18.0.51", "198.18.0.52", killfile, "#drsite", "20")
+    bg.wait_ready(killfile + ".ready")
+    t_kill = LAB.stamp(LAB.run("kill", "db1"))
+    with open(killfile, "w") as f:
+        f.write(repr(t_kill))
+    wait_for(lambda: LAB.fenced_at("db1", t_kill), 60, "db1 fenced", interval=0.05)
+    # The operator's two commands (here at once: in life, after deciding
+    # the main site is gone).
+    t_op = time.time()
+    LAB.exec("c1", "pcs", "resource", "disable", "pgsqld-clone", check=True, timeout=60)
+    LAB.run("dr-site", "promote", timeout=60)
+    figure("dr site", "pcs resource disable + promotion took", time.time() - t_op)
+    result = bg.join("dr site")
+    assert not result["errors"], result
+    assert result["no_text_twice"] and result["present_in_ack_order"], result
+    assert result["acked_after_kill"] >= 40, result
+    assert result["acked_missing_after_kill"] == 0, result
+    figure("dr site", "first acknowledged post after the promotion command",
+           t_kill + result["posting_resumed_s"] - t_op)
+    print("dr site: acknowledged messages the replica had not received: %d of %d"
+          % (result["acked_missing"], result["acked"]))
