@@ -231,6 +231,8 @@ struct pc_chat {
     void *shutdown_arg;
     unsigned timers_open;
     struct pc_buf scratch;
+    struct pc_buf room_wire; /* post.c: an own room message, published and
+                                delivered here (delivery reuses scratch) */
     struct pc_sasl_ctx *sasl; /* failed-login buckets, jobs (sasl.c) */
     struct pc_acl *acl; /* room model cache (acl.c) */
 };
@@ -388,9 +390,8 @@ int pc_cmd_chathistory(struct pc_session *s, const struct pc_irc_msg *m);
 void pc_cmd_tagmsg(struct pc_session *s, const struct pc_irc_msg *m);
 /* Delivers a room TAGMSG to the local members that asked for
  * message-tags; `author` (local, or NULL) gets the echo instead. */
-void pc_tagmsg_to_room(struct pc_chat *c, struct pc_room *r,
-                       struct pc_session *author, uint64_t at_ms,
-                       const char *msgid, const char *source,
+void pc_tagmsg_to_room(struct pc_room *r, struct pc_session *author,
+                       uint64_t at_ms, const char *msgid, const char *source,
                        const char *account, const char *tags);
 /* Delivers a private PRIVMSG/NOTICE/TAGMSG to a local user. */
 void pc_msg_to_local_user(struct pc_session *to, uint64_t at_ms,

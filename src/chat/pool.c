@@ -630,7 +630,7 @@ pc_pool_deliver(struct pc_chat *c, uint64_t from, const unsigned char *p,
         (void)snprintf(key, sizeof(key), "%" PRId64, room_id);
         struct pc_room *room = pc_map_get(&c->rooms_by_id, key);
         if (!mine && !r.bad && room != NULL && tags[0] != '\0') {
-            pc_tagmsg_to_room(c, room, NULL, at_ms, msgid, source, account,
+            pc_tagmsg_to_room(room, NULL, at_ms, msgid, source, account,
                               tags);
         }
         break;

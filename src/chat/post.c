@@ -264,7 +264,7 @@ post_requeue(struct pc_chat *c, struct pc_post *list, bool unknown)
 static void
 post_publish(struct pc_chat *c, const struct pc_post *p, int64_t seq)
 {
-    struct pc_buf *b = &c->scratch;
+    struct pc_buf *b = &c->room_wire;
     int rc;
 
     pc_buf_reset(b);
@@ -292,15 +292,11 @@ post_publish(struct pc_chat *c, const struct pc_post *p, int64_t seq)
      * come back through Corosync: the commit gave its seq, and the reorder
      * buffer keeps it behind any earlier seq of the room still on its way
      * from another member. The copy from the bus is then a duplicate and
-     * is dropped by seq. (A copy: delivery may reuse the scratch buffer.) */
+     * is dropped by seq. (Encoded in room_wire, not scratch: delivery may
+     * publish a QUIT through scratch.) */
     if (rc == 0 && c->pooled) {
-        unsigned char *copy = malloc(b->len);
-        if (copy != NULL) {
-            size_t len = b->len;
-            memcpy(copy, b->data, len);
-            pc_deliver_room_wire(c, pc_bus_node_id(c->bus), copy, len);
-            free(copy);
-        }
+        pc_deliver_room_wire(c, pc_bus_node_id(c->bus),
+                             (const unsigned char *)b->data, b->len);
     }
 }
 

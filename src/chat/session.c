@@ -835,6 +835,7 @@ pc_chat_new(struct pc_chat **out, uv_loop_t *loop,
     c->posts_tail = &c->posts;
     c->started_wall_ms = pc_wall_ms();
     pc_buf_init(&c->scratch, 16 * 1024 * 1024);
+    pc_buf_init(&c->room_wire, 16 * 1024 * 1024);
     (void)uv_timer_init(loop, &c->sweep_timer);
     (void)uv_timer_init(loop, &c->throttle_timer);
     (void)uv_timer_init(loop, &c->gap_timer);
@@ -930,6 +931,7 @@ timer_closed(uv_handle_t *h)
     struct pc_chat *c = h->data;
     if (--c->timers_open == 0) {
         pc_buf_free(&c->scratch);
+        pc_buf_free(&c->room_wire);
         free(c);
     }
 }

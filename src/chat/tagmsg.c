@@ -51,15 +51,14 @@ pc_msg_to_local_user(struct pc_session *to, uint64_t at_ms, const char *msgid,
 }
 
 void
-pc_tagmsg_to_room(struct pc_chat *c, struct pc_room *r,
-                  struct pc_session *author, uint64_t at_ms, const char *msgid,
-                  const char *source, const char *account, const char *tags)
+pc_tagmsg_to_room(struct pc_room *r, struct pc_session *author,
+                  uint64_t at_ms, const char *msgid, const char *source,
+                  const char *account, const char *tags)
 {
     struct pc_irc_line l;
     /* One line for every recipient with the same caps that change it. */
     unsigned built = ~0u;
 
-    (void)c;
     for (size_t i = 0; i < r->nmembers; i++) {
         struct pc_session *s = r->members[i];
         if (s == author || s->state != SESS_ACTIVE || s->member != 0
@@ -109,7 +108,7 @@ pc_cmd_tagmsg(struct pc_session *s, const struct pc_irc_msg *m)
             if (r == NULL || !r->loaded || !pc_room_may_send(s, r, true)) {
                 continue;
             }
-            pc_tagmsg_to_room(c, r, s, now, msgid, mask, s->account, tags);
+            pc_tagmsg_to_room(r, s, now, msgid, mask, s->account, tags);
             pc_pool_tagmsg(c, r, now, msgid, mask, s->account, tags);
             continue;
         }

@@ -101,6 +101,29 @@ def pg_diagnose():
     return "\n".join(out)
 
 
+def writers_through(tmp_path, room, kill):
+    """Two writers post through both active nodes (lab_client dbfailover);
+    once they post, kill() (which returns the kill's epoch time) runs and
+    they are told when it happened. Returns (the writers, that time)."""
+    killfile = str(tmp_path / "killed")
+    bg = LAB.background("dbfailover", "198.18.0.51", "198.18.0.52", killfile, room, "20")
+    bg.wait_ready(killfile + ".ready")
+    t_kill = kill()
+    with open(killfile, "w") as f:
+        f.write(repr(t_kill))
+    return bg, t_kill
+
+
+def assert_nothing_lost(result):
+    """Every acknowledged message in history once, in order; posting
+    resumed in time."""
+    assert not result["errors"], result
+    assert result["all_acked_in_history_once"] and result["no_text_twice"] \
+        and result["history_in_ack_order"], result
+    assert result["acked_after_kill"] >= 40, result  # 20 per writer
+    assert result["posting_resumed_s"] is not None and result["posting_resumed_s"] < FIRST_POST_S, result
+
+
 def test_pair_is_synchronous_under_pacemaker(lab):
     wait_for(lambda: primary() == "db1" and db_roles().get("db2") == "Unpromoted", 60,
              "db1 promoted, db2 unpromoted")
@@ -114,15 +137,14 @@ def test_pair_is_synchronous_under_pacemaker(lab):
 
 def test_primary_killed_standby_promoted_posting_resumes(lab, tmp_path):
     wait_for(lambda: primary() == "db1" and synchronous("db1"), 60, "the pair synchronous")
-    killfile = str(tmp_path / "killed")
-    bg = LAB.background("dbfailover", "198.18.0.51", "198.18.0.52", killfile, "#dbfo", "20")
-    bg.wait_ready(killfile + ".ready")
     pm = LAB.exec("db1", "head", "-1", PGDATA + "/postmaster.pid", check=True).stdout.strip()
     assert pm.isdigit(), pm
-    t_kill = time.time()
-    LAB.exec("db1", "kill", "-KILL", pm, check=True)
-    with open(killfile, "w") as f:
-        f.write(repr(t_kill))
+
+    def kill_postmaster():
+        t = time.time()
+        LAB.exec("db1", "kill", "-KILL", pm, check=True)
+        return t
+    bg, t_kill = writers_through(tmp_path, "#dbfo", kill_postmaster)
     state["t_kill"] = t_kill
     fenced = wait_for(lambda: LAB.fenced_at("db1", t_kill), 60, "db1 fenced", interval=0.05)
     figure("db failover", "primary's host fenced (on-fail=fence)", fenced - t_kill)
@@ -131,13 +153,9 @@ def test_primary_killed_standby_promoted_posting_resumes(lab, tmp_path):
     wait_for(lambda: resource_on("pgsql-vip") == "db2", 30, "the database address on db2", interval=0.05)
     figure("db failover", "database address on the new primary (crm_mon)", time.time() - t_kill)
     result = bg.join("db failover")
-    assert not result["errors"], result
-    assert result["all_acked_in_history_once"] and result["no_text_twice"] \
-        and result["history_in_ack_order"], result
-    assert result["acked_after_kill"] >= 40, result  # 20 per writer
-    # The longest wait came with the failover, and ended in time.
+    assert_nothing_lost(result)
+    # The longest wait came with the failover.
     assert result["last_ack_before_outage_s"] < fenced - t_kill + 1, result
-    assert result["posting_resumed_s"] is not None and result["posting_resumed_s"] < FIRST_POST_S, result
     # Alone, the new primary was switched to asynchronous commit by pchatd
     # (mirror_policy = availability), which says so.
     assert psql("db2", "SELECT pg_is_in_recovery()") == "f"
@@ -209,24 +227,14 @@ def test_primary_host_killed_and_switched_back(lab, tmp_path):
                         return v.lstrip("-").isdigit() and int(v) > 0
         return False
     wait_for(promotable, 60, "db1 promotable (PAF score from db2's monitor)")
-    killfile = str(tmp_path / "killed")
-    bg = LAB.background("dbfailover", "198.18.0.51", "198.18.0.52", killfile, "#dbhost", "20")
-    bg.wait_ready(killfile + ".ready")
-    t_kill = LAB.stamp(LAB.run("kill", "db2"))
-    with open(killfile, "w") as f:
-        f.write(repr(t_kill))
+    bg, t_kill = writers_through(tmp_path, "#dbhost", lambda: LAB.stamp(LAB.run("kill", "db2")))
     fenced = wait_for(lambda: LAB.fenced_at("db2", t_kill), 60, "db2 fenced", interval=0.05)
     figure("db host killed", "primary's host fenced", fenced - t_kill)
     wait_for(lambda: primary() == "db1", 60, "db1 promoted", interval=0.05)
     figure("db host killed", "standby promoted (crm_mon)", time.time() - t_kill)
     wait_for(lambda: resource_on("pgsql-vip") == "db1", 30, "the database address on db1",
              interval=0.05)
-    result = bg.join("db host killed")
-    assert not result["errors"], result
-    assert result["all_acked_in_history_once"] and result["no_text_twice"] \
-        and result["history_in_ack_order"], result
-    assert result["acked_after_kill"] >= 40, result
-    assert result["posting_resumed_s"] is not None and result["posting_resumed_s"] < FIRST_POST_S, result
+    assert_nothing_lost(bg.join("db host killed"))
     assert psql("db1", "SELECT pg_is_in_recovery()") == "f"
 
 
@@ -242,12 +250,7 @@ def test_disaster_recovery_site_promoted(lab, tmp_path):
     if primary() != "db1" or "db2" in LAB.online():
         pytest.skip("the host-kill test did not leave db1 the primary alone")
     LAB.run("dr-site", "start", timeout=120)
-    killfile = str(tmp_path / "killed")
-    bg = LAB.background("dbfailover", "198.18.0.51", "198.18.0.52", killfile, "#drsite", "20")
-    bg.wait_ready(killfile + ".ready")
-    t_kill = LAB.stamp(LAB.run("kill", "db1"))
-    with open(killfile, "w") as f:
-        f.write(repr(t_kill))
+    bg, t_kill = writers_through(tmp_path, "#drsite", lambda: LAB.stamp(LAB.run("kill", "db1")))
     wait_for(lambda: LAB.fenced_at("db1", t_kill), 60, "db1 fenced", interval=0.05)
     # The operator's two commands (here at once: in life, after deciding
     # the main site is gone).
