@@ -45,12 +45,15 @@ CREATE TABLE bench_batches AS
     SELECT row_number() OVER () AS k, size
       FROM (SELECT count(*) AS size FROM messages GROUP BY xmin::text) b;
 ALTER TABLE bench_batches ADD PRIMARY KEY (k);
--- The same rows: copies of the ones pchatd stored, numbered within a batch.
+-- The same rows: copies of the ones one of pchatd's largest batches
+-- stored (so spread over as many rooms as its batches were), in the order
+-- they were inserted.
 CREATE TABLE bench_sample AS
-    SELECT row_number() OVER (ORDER BY m.room_id, m.seq) AS n, m.room_id,
+    SELECT row_number() OVER (ORDER BY m.ctid) AS n, m.room_id,
            m.kind, m.source, m.account, m.body, m.tags
       FROM messages m
-     LIMIT (SELECT max(size) FROM bench_batches);
+     WHERE m.xmin::text = (SELECT xmin::text FROM messages
+                            GROUP BY xmin::text ORDER BY count(*) DESC LIMIT 1);
 ALTER TABLE bench_sample ADD PRIMARY KEY (n);
 -- The same table shape: messages' columns, keys, indexes and foreign keys
 -- (LIKE copies all but the last).
