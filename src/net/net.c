@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,13 @@
 #define NET_ACCEPT_LOG_MS    10000 /* at most one accept warning per 10 s */
 #define NET_KEEPALIVE_S      60
 #define NET_CLOSE_TIMEOUT_MS 10000 /* a closing peer that reads nothing */
+/* The first reads of a connection are ACKed at once (TCP_QUICKACK). A
+ * client that writes its TLS Finished and then CAP, NICK and USER in
+ * separate small writes, with Nagle on (most do), sends each only when
+ * the one before is ACKed, and until pchatd has something to answer the
+ * kernel delays that ACK by 40 ms: registering took 44 ms on loopback
+ * instead of 2 ms. Later reads keep the kernel's own ACK policy. */
+#define NET_QUICKACK_READS   8
 /* TLS handshakes in progress at once. In a reconnect storm of thousands of
  * clients, handshakes all run at once let their transient allocations
  * (record buffers, key shares, transcripts) interleave with the state of
@@ -157,6 +165,7 @@ struct pc_conn {
     bool paused;
     bool handshaken;
     unsigned char hs; /* enum conn_hs */
+    unsigned char quick_reads; /* reads still ACKed at once */
     char peer[46];     /* INET6_ADDRSTRLEN */
 };
 
@@ -234,6 +243,12 @@ tls_error(char *err, size_t errlen, const char *what, const char *file)
     }
 }
 
+void
+pc_tls_set_tickets(SSL_CTX *ctx, bool on)
+{
+    (void)SSL_CTX_set_num_tickets(ctx, on ? 1 : 0);
+}
+
 SSL_CTX *
 pc_tls_server_ctx(const char *cert_file, const char *key_file, char *err,
                   size_t errlen)
@@ -270,10 +285,11 @@ pc_tls_server_ctx(const char *cert_file, const char *key_file, char *err,
     /* Ask for a client certificate, accept any or none. */
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_any_cert);
     (void)SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
-    /* No server-side cache: stateless tickets let a reconnect storm resume
-     * without per-session memory here, and one ticket is enough. */
+    /* No server-side cache, and no session ticket unless the caller asks
+     * for one (pc_tls_set_tickets): issuing it is 10% of a handshake's
+     * server CPU (bench/tls-cost), for clients that rarely resume. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    (void)SSL_CTX_set_num_tickets(ctx, 1);
+    (void)SSL_CTX_set_num_tickets(ctx, 0);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
         tls_error(err, errlen, "cannot load certificate", cert_file);
         goto fail;
@@ -588,6 +604,15 @@ conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             conn_abort(c, PC_CONN_ERROR, (int)nread);
         }
         return;
+    }
+    if (c->quick_reads > 0) {
+        /* Linux clears the flag as it sees fit: set it after each read. */
+        static const int one = 1;
+        uv_os_fd_t fd;
+        c->quick_reads--;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+            (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+        }
     }
     if (c->ssl != NULL) {
         tls_read(c, buf->base, (size_t)nread);
@@ -966,6 +991,7 @@ conn_accept(struct pc_listener *l, int fd, const struct sockaddr_storage *ss)
     }
     (void)uv_tcp_nodelay(&c->tcp, 1);
     (void)uv_tcp_keepalive(&c->tcp, 1, NET_KEEPALIVE_S);
+    c->quick_reads = NET_QUICKACK_READS;
     peer_name(ss, c->peer, sizeof(c->peer));
     if (l->tls != NULL) {
         BIO *b = BIO_new(n->bio_method);

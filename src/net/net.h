@@ -55,6 +55,10 @@ void pc_net_handshakes(const struct pc_net *n, unsigned *running,
 SSL_CTX *pc_tls_server_ctx(const char *cert_file, const char *key_file,
                            char *err, size_t errlen);
 
+/* Whether clients get a session ticket (stateless resumption with this
+ * process's ticket keys); the context above gives none. */
+void pc_tls_set_tickets(SSL_CTX *ctx, bool on);
+
 /* Listens on host:port (numeric IPv4/IPv6). tls NULL means plain. The
  * listener takes a reference on tls (SSL_CTX_up_ref). */
 int pc_listener_start(struct pc_net *n, struct pc_listener **out,

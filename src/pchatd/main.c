@@ -439,6 +439,7 @@ on_reload(uv_signal_t *h, int signum)
             pc_log(PC_LOG_ERR, "main", "TLS reload failed, keeping the old "
                    "certificate: %s", terr);
         } else {
+            pc_tls_set_tickets(ctx, fresh.tls_session_tickets);
             for (int i = 0; i < w->nlisteners; i++) {
                 pc_listener_set_tls(w->listeners[i], ctx);
             }
@@ -595,6 +596,7 @@ start_worker(struct pc_worker *w, bool standby)
             pc_log(PC_LOG_CRIT, "main", "TLS: %s", err);
             return PC_ECONFIG;
         }
+        pc_tls_set_tickets(w->tls, w->conf.tls_session_tickets);
     }
     w->active = !standby;
     if (w->active && w->quorate && open_listeners(w) < 0) {

@@ -23,6 +23,7 @@ struct pc_conf {
     /* [tls] */
     char *tls_cert;          /* PEM chain */
     char *tls_key;           /* PEM key */
+    bool tls_session_tickets;
     /* [database] */
     char *db_conninfo;       /* libpq conninfo or URI, may be multi-host */
     uint32_t db_connect_timeout_ms;

@@ -120,6 +120,62 @@ def test_tls_before_1_2_is_refused(server):
     server.client("modern", tls=True).ping_roundtrip()
 
 
+def tls_session(ctx, port, session=None):
+    """Registers over TLS (resuming session if given), returns the
+    connection's session and whether it was resumed."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, session=session) as s:
+            s.sendall(b"NICK tix\r\nUSER tix 0 * :t\r\n")
+            data = b""
+            while b" 001 " not in data:  # a TLS 1.3 ticket arrives before
+                chunk = s.recv(4096)
+                assert chunk, data
+                data += chunk
+            return s.session, s.session_reused
+
+
+def test_session_tickets_follow_the_setting(server_factory):
+    # Off by default: a ticket costs every handshake 10% more server CPU.
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    off = server_factory()
+    sess, _ = tls_session(ctx, off.tls_port)
+    assert not sess.has_ticket
+    on = server_factory(tls__session_tickets="yes")
+    sess, reused = tls_session(ctx, on.tls_port)
+    assert sess.has_ticket and not reused
+    _, reused = tls_session(ctx, on.tls_port, sess)
+    assert reused
+
+
+def test_registration_not_held_by_delayed_acks(server):
+    # A client with Nagle on (Python's default, like most clients) that
+    # writes NICK and USER separately sends USER only once NICK is ACKed;
+    # pchatd ACKs a connection's first reads at once instead of letting the
+    # kernel wait 40 ms for something to answer with.
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    times = []
+    for i, tls in enumerate([False, True] * 4):
+        raw = socket.create_connection(("127.0.0.1", server.tls_port if tls else server.port),
+                                       timeout=5)
+        t0 = time.monotonic()
+        s = ctx.wrap_socket(raw) if tls else raw
+        s.sendall(b"NICK nagle%d\r\n" % i)
+        s.sendall(b"USER n 0 * :n\r\n")
+        data = b""
+        while b" 001 " not in data:
+            chunk = s.recv(4096)
+            assert chunk, data
+            data += chunk
+        times.append(time.monotonic() - t0)
+        s.close()
+    times.sort()
+    assert times[len(times) // 2] < 0.025, times
+
+
 def old_tls_context():
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
