@@ -286,7 +286,7 @@ pc_tls_server_ctx(const char *cert_file, const char *key_file, char *err,
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_any_cert);
     (void)SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
     /* No server-side cache, and no session ticket unless the caller asks
-     * for one (pc_tls_set_tickets): issuing it is 10% of a handshake's
+     * for one (pc_tls_set_tickets): issuing it is 14% of a handshake's
      * server CPU (bench/tls-cost), for clients that rarely resume. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     (void)SSL_CTX_set_num_tickets(ctx, 0);

@@ -62,8 +62,8 @@ static const struct conf_key conf_keys[] = {
      "PEM private key for the TLS listeners."},
     {"tls", "session_tickets", CT_BOOL, OFF(tls_session_tickets), "no", 0, 1,
      true, "Give each client a TLS session ticket, so that it may resume "
-     "on reconnecting to this pchatd process: 10% more server CPU per new "
-     "connection, for clients that resume (most IRC clients do not)."},
+     "on reconnecting to this pchatd process: 14% more server CPU per "
+     "handshake, for clients that resume (most IRC clients do not)."},
     {"database", "conninfo", CT_STRING, OFF(db_conninfo),
      "host=/run/pchat/db dbname=pchat", 1, 4096, false,
      "libpq connection string or URI; several hosts with "
