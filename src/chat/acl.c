@@ -109,6 +109,25 @@ maps_free(struct pc_map *cats, struct pc_map *groups, struct pc_map *flagged)
     pc_map_free(flagged); /* values are not pointers to memory */
 }
 
+/* An account deleted in the database (pchat_account_delete, 0011): its
+ * local sessions end, as a disabled account's do after the reload. */
+static void
+close_deleted_account(struct pc_chat *c, int64_t account_id)
+{
+    size_t pos = 0;
+    struct pc_session *s;
+
+    while ((s = pc_map_next(&c->sessions, &pos, NULL)) != NULL) {
+        /* Registered or not: a login finished before CAP END counts. */
+        if (s->account_id != account_id || s->state == SESS_CLOSING) {
+            continue;
+        }
+        pc_log(PC_LOG_NOTICE, "acl", "account deleted, closing "
+               "session=%" PRIu64 " account=%s", s->id, s->account);
+        pc_sess_error_close(s, "Your account was deleted");
+    }
+}
+
 static void
 on_notify(void *arg, const char *channel, const char *payload)
 {
@@ -118,6 +137,8 @@ on_notify(void *arg, const char *channel, const char *payload)
            payload);
     if (sscanf(payload, "room %lld", &id) == 1) {
         id_set_add(&c->acl->notified, (int64_t)id);
+    } else if (sscanf(payload, "account_deleted %lld", &id) == 1 && id > 0) {
+        close_deleted_account(c, (int64_t)id);
     }
     pc_acl_reload(c);
 }

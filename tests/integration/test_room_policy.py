@@ -584,7 +584,7 @@ def test_targets_lists_only_readable_rooms(world):
 
 def test_account_changes_apply_at_once(world):
     """Made an administrator: sees every room at once; no longer one: does
-    not. A disabled account's connections are closed."""
+    not. A disabled or deleted account's connections are closed."""
     server, keeper, clients, sink = world
     out = clients["outsider"]
 
@@ -612,6 +612,14 @@ def test_account_changes_apply_at_once(world):
     server.query("SELECT pchat_account_set(NULL, 'shortlived', 'disabled', 'true')")
     m = c.expect("ERROR")
     assert m.params[-1] == "Your account was disabled", m
+
+    # Deleted, the same: its sessions end at once, the others stay.
+    create_account(server, "gone", PASSWORD)
+    g = login(server, "gone")
+    server.query("SELECT pchat_account_delete(NULL, 'gone')")
+    m = g.expect("ERROR")
+    assert m.params[-1] == "Your account was deleted", m
+    out.ping_roundtrip()
 
 
 def test_room_command_bad_input(world):
