@@ -66,7 +66,8 @@ struct bus_cpg {
     size_t outbox_bytes;
     struct pc_buf batch; /* header + (u32 length, payload)* of this pass */
     uint64_t refused_logged_ms;
-    unsigned closing; /* handles still to close */
+    unsigned closing; /* handles whose close callback is still to come */
+    bool freeing;     /* cpgb_free: the last close callback frees b */
 };
 
 /* Wire format of one CPG message: magic, protocol version, sender's pid,
@@ -234,21 +235,36 @@ on_quorum_readable(uv_poll_t *p, int status, int events)
     }
 }
 
+static void bus_release(struct bus_cpg *b);
+
+/* libuv runs close callbacks newest first, so b (which holds the handles)
+ * is freed only by the last of them. */
 static void
-poll_closed(uv_handle_t *h)
+handle_closed(uv_handle_t *h)
 {
-    (void)h;
+    struct bus_cpg *b = h->data;
+    b->closing--;
+    if (b->freeing && b->closing == 0) {
+        bus_release(b);
+    }
+}
+
+static void
+close_handle(struct bus_cpg *b, uv_handle_t *h)
+{
+    b->closing++;
+    uv_close(h, handle_closed);
 }
 
 static void
 cpg_disconnect(struct bus_cpg *b)
 {
     if (b->cpg_poll_open) {
-        uv_close((uv_handle_t *)&b->cpg_poll, poll_closed);
+        close_handle(b, (uv_handle_t *)&b->cpg_poll);
         b->cpg_poll_open = false;
     }
     if (b->quorum_poll_open) {
-        uv_close((uv_handle_t *)&b->quorum_poll, poll_closed);
+        close_handle(b, (uv_handle_t *)&b->quorum_poll);
         b->quorum_poll_open = false;
     }
     if (b->cpg_up) {
@@ -458,9 +474,8 @@ cpgb_dispatch(struct pc_bus *base)
 }
 
 static void
-timer_closed(uv_handle_t *h)
+bus_release(struct bus_cpg *b)
 {
-    struct bus_cpg *b = h->data;
     pc_buf_free(&b->batch);
     while (b->head != NULL) {
         struct cpg_item *it = b->head;
@@ -474,8 +489,9 @@ static void
 cpgb_free(struct pc_bus *base)
 {
     struct bus_cpg *b = (struct bus_cpg *)base;
+    b->freeing = true;
     cpg_disconnect(b);
-    uv_close((uv_handle_t *)&b->retry_timer, timer_closed);
+    close_handle(b, (uv_handle_t *)&b->retry_timer);
 }
 
 static const struct pc_bus_ops cpg_ops = {
