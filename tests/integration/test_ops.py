@@ -43,10 +43,17 @@ def test_sighup_reloads_log_level_and_certificate(server, tls_cert):
 
 
 def test_control_socket_roles(server):
-    st = subprocess.run([PCHATCTL, "--socket", server.socket, "status"],
-                        capture_output=True, text=True, timeout=10)
-    assert st.returncode == 0
-    status = dict(l.split("=", 1) for l in st.stdout.split())
+    # Serving starts before the database connection is up (clients may
+    # register meanwhile): wait for it, a slow start (valgrind) included.
+    deadline = time.monotonic() + 20
+    while True:
+        st = subprocess.run([PCHATCTL, "--socket", server.socket, "status"],
+                            capture_output=True, text=True, timeout=10)
+        assert st.returncode == 0
+        status = dict(l.split("=", 1) for l in st.stdout.split())
+        if status["database"] == "ready" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert status["role"] == "active" and status["serving"] == "yes"
     assert status["database"] == "ready" and status["bus"] == "local"
     c = server.client("alice")
