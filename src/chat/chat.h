@@ -33,6 +33,9 @@ void pc_chat_reload(struct pc_chat *c, const struct pc_conf *conf);
  * every session is closed and no post is in flight. */
 void pc_chat_shutdown(struct pc_chat *c, void (*done)(void *), void *arg);
 void pc_chat_free(struct pc_chat *c);
+/* Called once per loop pass, before the bus and the sockets are flushed:
+ * sends the posts queued during the pass. */
+void pc_chat_end_of_pass(struct pc_chat *c);
 /* Disconnects every client with ERROR :reason (standby, quorum lost). */
 void pc_chat_disconnect_all(struct pc_chat *c, const char *reason);
 /* Counters for logs and status. */

@@ -301,10 +301,12 @@ static const struct pc_control_ops control_ops = {
     .set_role = control_set_role,
 };
 
-/* Delivers what the bus brought, then writes every client's output once. */
+/* Sends the pass's posts to the database, delivers what the bus brought,
+ * then writes every client's output once. */
 static void
 end_of_pass(struct pc_worker *w)
 {
+    pc_chat_end_of_pass(w->chat);
     pc_bus_dispatch(w->bus);
     pc_net_flush(w->net);
 }
