@@ -156,6 +156,8 @@ struct bench_opts {
     double connect_rate;
     double connect_timeout;
     bool idle;
+    bool handshake_only; /* TLS: hold each connection once its handshake is
+                            done, without registering */
     bool json;
     bool caps;
     unsigned cap_mask; /* --caps: exactly these (0 = from --cap) */
@@ -916,7 +918,12 @@ tls_input(struct bench_client *c, const char *data, size_t len)
         if (rc == 1) {
             w->st.handshaken++;
             w->st.t_last_handshake = now_ns();
-            start_register(c);
+            if (w->o->handshake_only) {
+                c->state = ST_READY;
+                w->ready++;
+            } else {
+                start_register(c);
+            }
         } else {
             int e = SSL_get_error(c->ssl, rc);
             if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
@@ -1884,6 +1891,8 @@ usage(FILE *f)
         "  --connect-rate C      new connections per second (0 = at once)\n"
         "  --connect-timeout T   give up waiting for joins (default 120 s)\n"
         "  --idle                connect, register, join, hold, report\n"
+        "  --handshake-only      with --tls: connect, complete the TLS\n"
+        "                        handshake, hold (no IRC), report\n"
         "  --cap                 request echo-message message-tags server-time\n"
         "                        labeled-response batch (else echo-message)\n"
         "  --caps LIST           request exactly these, comma-separated\n"
@@ -2000,6 +2009,7 @@ main(int argc, char **argv)
         {"nick-prefix", 1, NULL, 'N'}, {"body-len", 1, NULL, 'b'},
         {"cap", 0, NULL, 'C'},         {"sasl", 1, NULL, 'A'},
         {"room-prefix", 1, NULL, 'Q'}, {"caps", 1, NULL, 'K'},
+        {"handshake-only", 0, NULL, 'O'},
         {"help", 0, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -2079,6 +2089,9 @@ main(int argc, char **argv)
         case 'I':
             o.idle = true;
             break;
+        case 'O':
+            o.handshake_only = o.idle = true;
+            break;
         case 'j':
             o.json = true;
             break;
@@ -2117,7 +2130,8 @@ main(int argc, char **argv)
     if (optind != argc || o.clients < 1 || o.procs < 1
         || o.procs > BENCH_MAX_PROCS || o.procs > o.clients || o.port < 1
         || o.port > 65535 || o.window < 1 || o.duration < 0 || o.warmup < 0
-        || strlen(o.nick_prefix) > 12 || strlen(o.room_prefix) > 32) {
+        || strlen(o.nick_prefix) > 12 || strlen(o.room_prefix) > 32
+        || (o.handshake_only && !o.tls)) {
         usage(stderr);
         return 2;
     }
