@@ -2273,7 +2273,9 @@ main(int argc, char **argv)
     }
     double wall = (double)(now_ns() - t0) / 1e9;
     report(&o, &plan, total, &sv, wall, ok);
-    int rc = total->registered == 0 || ok < o.procs ? 1 : 0;
+    /* Nothing came up (or a worker failed): an error for scripts. */
+    uint64_t up_count = o.handshake_only ? total->handshaken : total->registered;
+    int rc = up_count == 0 || ok < o.procs ? 1 : 0;
     free(total);
     free(plan.room_of);
     free(plan.room_size);
