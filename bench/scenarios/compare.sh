@@ -139,6 +139,12 @@ for s in $only; do
         metric tls registrations_per_sec "TLS: handshakes + registrations per second"
         metric tls server_cpu_connect_secs "TLS: server CPU seconds connecting"
         metric tls bench_cpu_total_secs "TLS: generator CPU seconds"
+        # New TLS connections alone (handshake, no IRC), two generator
+        # processes so that the generator is not the limit.
+        start_pchatd; start_inspircd
+        run tlshs pchatd $P_TLS "$pchatd_pid" --tls --handshake-only --clients $IDLE_N --procs 2 --src-addrs 8 --duration 1 --warmup 0
+        run tlshs inspircd $P_INSP_TLS "$inspircd_pid" --tls --handshake-only --clients $IDLE_N --procs 2 --src-addrs 8 --duration 1 --warmup 0
+        metric tlshs handshakes_per_sec "TLS: new connections per second (handshake only)"
         ;;
     storm)
         start_pchatd; start_inspircd
