@@ -510,6 +510,7 @@ pc_room_finish_waiters(struct pc_chat *c, struct pc_room *r, bool refused)
                             "try again later");
             }
             pc_reply_end(s);
+            pc_sess_join_done(s);
         }
         free(w->key);
         free(w);
@@ -630,6 +631,7 @@ join_one(struct pc_session *s, const char *name, const char *key,
         pp = &(*pp)->next;
     }
     *pp = w;
+    s->joins_waiting++;
     return false;
 }
 

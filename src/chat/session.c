@@ -674,7 +674,7 @@ sess_process(struct pc_session *s, const char *data, size_t len)
 {
     size_t off = 0;
 
-    while (off < len && s->state != SESS_CLOSING) {
+    while (off < len && s->state != SESS_CLOSING && s->joins_waiting == 0) {
         size_t line_len = 0;
         if (s->discarding) {
             const char *nl = memchr(data + off, '\n', len - off);
@@ -715,7 +715,7 @@ sess_on_read(struct pc_conn *conn, const char *data, size_t len)
     if (s == NULL || s->state == SESS_CLOSING) {
         return;
     }
-    if (s->in.len == 0 && !s->throttled) {
+    if (s->in.len == 0 && !s->throttled && s->joins_waiting == 0) {
         size_t used = sess_process(s, data, len);
         if (s->state == SESS_CLOSING || used == len) {
             return;
@@ -733,6 +733,59 @@ sess_on_read(struct pc_conn *conn, const char *data, size_t len)
             pc_buf_consume(&s->in, used);
             pc_buf_shrink(&s->in);
         }
+    }
+}
+
+/* Runs the input of sessions whose JOINs no longer wait. */
+static void
+resume_tick(uv_timer_t *t)
+{
+    struct pc_chat *c = t->data;
+    size_t n = c->nresume;
+    uint64_t *ids = c->resume;
+
+    /* Resumed input may JOIN and wait again: a new list for that. */
+    c->resume = NULL;
+    c->nresume = c->capresume = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct pc_session *s = pc_sess_by_id(c, ids[i]);
+        if (s == NULL || s->state == SESS_CLOSING || s->throttled
+            || s->joins_waiting > 0) {
+            continue; /* throttled: throttle_tick takes it from here */
+        }
+        size_t used = sess_process(s, s->in.data, s->in.len);
+        if (s->state != SESS_CLOSING) {
+            pc_buf_consume(&s->in, used);
+            pc_buf_shrink(&s->in);
+        }
+    }
+    free(ids);
+}
+
+void
+pc_sess_join_done(struct pc_session *s)
+{
+    struct pc_chat *c = s->chat;
+
+    if (s->joins_waiting > 0) {
+        s->joins_waiting--;
+    }
+    if (s->joins_waiting > 0 || s->in.len == 0 || s->state == SESS_CLOSING) {
+        return;
+    }
+    if (c->nresume == c->capresume) {
+        size_t cap = c->capresume ? 2 * c->capresume : 16;
+        uint64_t *v = realloc(c->resume, cap * sizeof(*v));
+        if (v == NULL) {
+            pc_sess_error_close(s, "Out of memory");
+            return;
+        }
+        c->resume = v;
+        c->capresume = cap;
+    }
+    c->resume[c->nresume++] = s->id;
+    if (!uv_is_active((uv_handle_t *)&c->resume_timer)) {
+        (void)uv_timer_start(&c->resume_timer, resume_tick, 0, 0);
     }
 }
 
@@ -839,10 +892,12 @@ pc_chat_new(struct pc_chat **out, uv_loop_t *loop,
     (void)uv_timer_init(loop, &c->sweep_timer);
     (void)uv_timer_init(loop, &c->throttle_timer);
     (void)uv_timer_init(loop, &c->gap_timer);
+    (void)uv_timer_init(loop, &c->resume_timer);
     c->sweep_timer.data = c;
     c->throttle_timer.data = c;
     c->gap_timer.data = c;
-    c->timers_open = 3;
+    c->resume_timer.data = c;
+    c->timers_open = 4;
     (void)uv_timer_start(&c->sweep_timer, sweep_tick, 1000, 1000);
     (void)uv_timer_start(&c->throttle_timer, throttle_tick, 100, 100);
     *out = c;
@@ -968,4 +1023,7 @@ pc_chat_free(struct pc_chat *c)
     uv_close((uv_handle_t *)&c->sweep_timer, timer_closed);
     uv_close((uv_handle_t *)&c->throttle_timer, timer_closed);
     uv_close((uv_handle_t *)&c->gap_timer, timer_closed);
+    uv_close((uv_handle_t *)&c->resume_timer, timer_closed);
+    free(c->resume);
+    c->resume = NULL;
 }

@@ -206,6 +206,23 @@ def test_echo_is_the_acknowledgement(server):
     assert other.tags.get("+example/thing") == "x y"
 
 
+def test_commands_after_a_creating_join_wait_for_it(server):
+    # A client (or a bot) that sends JOIN and its first message at once: the
+    # room is created in the database while the PRIVMSG is already read, and
+    # the PRIVMSG must find it, not hear 403.
+    alice = server.client("alice", ["echo-message"])
+    alice.send_raw(b"JOIN #brandnew,#another\r\nPRIVMSG #brandnew :first words\r\n"
+                   b"PRIVMSG #another :second\r\n")
+    seen = alice.collect_until(lambda m: m.command == "PRIVMSG" and m.params[0] == "#another")
+    assert all(m.command not in ("403", "404", "442", "FAIL") for m in seen), seen
+    bodies = [m.params[1] for m in seen if m.command == "PRIVMSG"]
+    assert bodies == ["first words", "second"], seen
+    # A JOIN that is refused still lets the lines after it run.
+    alice.send_raw(b"JOIN #" + b"x" * 80 + b"\r\nPRIVMSG #brandnew :after\r\n")
+    assert alice.expect("PRIVMSG").params[1] == "after"
+    assert server.query("SELECT count(*) FROM messages") == "3"
+
+
 def test_labeled_ack_and_batch(server):
     c = server.client("alice", ALL_CAPS)
     c.join("#lab")
