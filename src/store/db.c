@@ -85,7 +85,11 @@ struct pc_store {
     struct store_poll *poll;
     uv_timer_t conn_timer; /* connect timeout and backoff */
     uv_timer_t tick;       /* deadlines of waiting queries */
-    uv_prepare_t kick;     /* sends what pc_store_query() queued */
+    /* Sends what pc_store_query() queued, once per loop pass. An idle
+     * handle, not a prepare one: a query queued from another prepare
+     * callback (the end of a pass) would otherwise wait for the next
+     * wake-up, while an active idle handle keeps the loop from sleeping. */
+    uv_idle_t kick;
     uint32_t backoff_ms;
     const char *name;             /* pc_store_set_name(), or NULL */
     struct pc_store *reader;      /* history reads (pc_store_set_reader) */
@@ -802,10 +806,10 @@ store_pump(struct pc_store *s)
 }
 
 static void
-on_kick(uv_prepare_t *h)
+on_kick(uv_idle_t *h)
 {
     struct pc_store *s = h->data;
-    (void)uv_prepare_stop(h);
+    (void)uv_idle_stop(h);
     store_pump(s);
 }
 
@@ -979,7 +983,7 @@ pc_store_new(struct pc_store **out, uv_loop_t *loop,
     s->fly_tail = &s->fly_head;
     (void)uv_timer_init(loop, &s->conn_timer);
     (void)uv_timer_init(loop, &s->tick);
-    (void)uv_prepare_init(loop, &s->kick);
+    (void)uv_idle_init(loop, &s->kick);
     s->conn_timer.data = s;
     s->tick.data = s;
     s->kick.data = s;
@@ -1191,7 +1195,7 @@ queue_query(struct pc_store *s, enum pc_stmt stmt, const char *sql,
         (void)uv_timer_start(&s->tick, on_tick, STORE_TICK_MS, STORE_TICK_MS);
     }
     if (s->state == PC_STORE_READY) {
-        (void)uv_prepare_start(&s->kick, on_kick);
+        (void)uv_idle_start(&s->kick, on_kick);
     }
     return 0;
 }
@@ -1249,7 +1253,7 @@ pc_store_hold_writes(struct pc_store *s, bool hold)
     }
     s->writes_held = hold;
     if (!hold && s->state == PC_STORE_READY && s->wait_head != NULL) {
-        (void)uv_prepare_start(&s->kick, on_kick);
+        (void)uv_idle_start(&s->kick, on_kick);
     }
 }
 
