@@ -124,7 +124,11 @@ pg_ticks() {  # both servers' postmasters and their children
 srp() { corosync-cmapctl -m stats 2>/dev/null |
         awk -v k="stats.srp.$1 " 'index($0, k) == 1 {print $NF}'; }
 cs_pid=${pids[0]}; n1_pid=${pids[1]}; n2_pid=${pids[2]}
-before="$(ticks "$cs_pid") $(ticks "$n1_pid") $(ticks "$n2_pid") $(pg_ticks) $(srp mcast_tx) $(srp orf_token_rx)"
+snapshot() {
+    echo "$(ticks "$cs_pid") $(ticks "$n1_pid") $(ticks "$n2_pid") $(pg_ticks)" \
+         "$(srp mcast_tx) $(srp orf_token_rx)"
+}
+before=$(snapshot)
 "$build/bench/pchat-bench" --port 16661 --clients "$clients" --rooms "$rooms" \
     --senders "$rooms" --rate "$rate" --duration "$duration" --nick-prefix x \
     --room-prefix bench --json > "$work/g1.json" 2> "$work/g1.err" &
@@ -133,14 +137,15 @@ g1=$!
     --senders "$rooms" --rate "$rate" --duration "$duration" --nick-prefix y \
     --room-prefix "$prefix2" --json > "$work/g2.json" 2> "$work/g2.err"
 wait "$g1"
-after="$(ticks "$cs_pid") $(ticks "$n1_pid") $(ticks "$n2_pid") $(pg_ticks) $(srp mcast_tx) $(srp orf_token_rx)"
+after=$(snapshot)
 read -r c0 a0 b0 p0 m0 t0 <<< "$before"
 read -r c1 a1 b1 p1 m1 t1 <<< "$after"
 hz=$(getconf CLK_TCK)
 # The generators run $duration s plus their set-up; CPU is per whole run.
-echo "cpu seconds over the run: corosync $(( (c1 - c0) * 100 / hz ))e-2" \
-     "pchatd1 $(( (a1 - a0) * 100 / hz ))e-2 pchatd2 $(( (b1 - b0) * 100 / hz ))e-2" \
-     "postgres $(( (p1 - p0) * 100 / hz ))e-2;" \
+secs() { awk -v t="$1" -v hz="$hz" 'BEGIN {printf "%.2f", t / hz}'; }
+echo "cpu seconds over the run: corosync $(secs $((c1 - c0)))" \
+     "pchatd1 $(secs $((a1 - a0))) pchatd2 $(secs $((b1 - b0)))" \
+     "postgres $(secs $((p1 - p0)));" \
      "corosync multicasts $((m1 - m0)), token rotations $((t1 - t0))"
 /usr/bin/python3 - "$work/g1.json" "$work/g2.json" "$shared" <<'PY'
 import json, sys

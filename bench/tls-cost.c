@@ -8,7 +8,8 @@
  *
  * Each handshake is new (no resumption), TLS 1.3, then the server writes
  * one line and the client reads it (and the ticket, if any). Server time
- * counts SSL_new, the handshake, that write and SSL_free. docs/benchmarks.md. */
+ * counts SSL_new, the handshake, that write and SSL_free.
+ * docs/benchmarks.md. */
 #include "config.h"
 
 #include <stdio.h>

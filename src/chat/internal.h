@@ -94,7 +94,8 @@ struct pc_session {
     bool cap_302;
     bool has_user;
     bool invisible;
-    bool throttled;   /* out of flood tokens, reading paused */
+    bool throttled;   /* held input queued for throttle_tick (out of flood
+                         tokens: reading paused too) */
     /* JOINs of this session waiting for their room (being created or
      * loaded): its later lines wait in `in`, so that a PRIVMSG sent right
      * after the JOIN finds the room. */
@@ -218,9 +219,6 @@ struct pc_chat {
     uv_timer_t sweep_timer;    /* registration and ping timeouts */
     uv_timer_t throttle_timer; /* resumes throttled sessions */
     struct pc_session *throttled;
-    uv_timer_t resume_timer; /* runs input held behind a waiting JOIN */
-    uint64_t *resume;        /* ids of the sessions it resumes */
-    size_t nresume, capresume;
     /* Post pipeline (group commit). */
     struct pc_post *posts;
     struct pc_post **posts_tail;
@@ -426,7 +424,7 @@ void pc_sasl_session_free(struct pc_session *s);
  * aborted (906); true if one waiting for the server must end first. */
 bool pc_sasl_hold_registration(struct pc_session *s);
 /* A JOIN of s stopped waiting for its room: once none waits, the input held
- * behind it runs (from a timer, not from the caller's stack). */
+ * behind it runs (from the throttle timer, not from the caller's stack). */
 void pc_sess_join_done(struct pc_session *s);
 void pc_cmd_authenticate(struct pc_session *s, const struct pc_irc_msg *m);
 /* s joined r: JOIN to members (extended-join for those with the cap). */

@@ -16,6 +16,8 @@
 /* Input held for a throttled client before it is cut off: a client may
  * queue this much before the kernel's buffers push back on it. */
 #define SESS_INBUF_MAX (64 * 1024 + PC_IRC_LINE_MAX)
+/* How often throttled sessions get their turn as flood tokens come back. */
+#define SESS_THROTTLE_TICK_MS 100
 
 char *
 pc_strndup(const char *s, size_t n)
@@ -627,17 +629,24 @@ sess_take_token(struct pc_session *s)
     return true;
 }
 
+/* Queues s for throttle_tick, which runs its held input. */
+static void
+sess_queue_held(struct pc_session *s)
+{
+    struct pc_chat *c = s->chat;
+    s->throttled = true;
+    s->next_throttled = c->throttled;
+    c->throttled = s;
+}
+
 static void
 sess_throttle(struct pc_session *s)
 {
-    struct pc_chat *c = s->chat;
     if (s->throttled) {
         return;
     }
-    s->throttled = true;
+    sess_queue_held(s);
     pc_conn_pause(s->conn);
-    s->next_throttled = c->throttled;
-    c->throttled = s;
 }
 
 static void
@@ -707,6 +716,17 @@ sess_process(struct pc_session *s, const char *data, size_t len)
     return off;
 }
 
+/* Runs the input held in s->in as far as it can go now. */
+static void
+sess_run_held(struct pc_session *s)
+{
+    size_t used = sess_process(s, s->in.data, s->in.len);
+    if (s->state != SESS_CLOSING) {
+        pc_buf_consume(&s->in, used);
+        pc_buf_shrink(&s->in);
+    }
+}
+
 static void
 sess_on_read(struct pc_conn *conn, const char *data, size_t len)
 {
@@ -728,40 +748,14 @@ sess_on_read(struct pc_conn *conn, const char *data, size_t len)
         return;
     }
     if (!s->throttled) {
-        size_t used = sess_process(s, s->in.data, s->in.len);
-        if (s->state != SESS_CLOSING) {
-            pc_buf_consume(&s->in, used);
-            pc_buf_shrink(&s->in);
-        }
+        sess_run_held(s);
     }
 }
 
-/* Runs the input of sessions whose JOINs no longer wait. */
-static void
-resume_tick(uv_timer_t *t)
-{
-    struct pc_chat *c = t->data;
-    size_t n = c->nresume;
-    uint64_t *ids = c->resume;
+static void throttle_tick(uv_timer_t *t);
 
-    /* Resumed input may JOIN and wait again: a new list for that. */
-    c->resume = NULL;
-    c->nresume = c->capresume = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct pc_session *s = pc_sess_by_id(c, ids[i]);
-        if (s == NULL || s->state == SESS_CLOSING || s->throttled
-            || s->joins_waiting > 0) {
-            continue; /* throttled: throttle_tick takes it from here */
-        }
-        size_t used = sess_process(s, s->in.data, s->in.len);
-        if (s->state != SESS_CLOSING) {
-            pc_buf_consume(&s->in, used);
-            pc_buf_shrink(&s->in);
-        }
-    }
-    free(ids);
-}
-
+/* The input held behind a JOIN runs at once on the throttle timer (not on
+ * the stack of the callback that answered the JOIN). */
 void
 pc_sess_join_done(struct pc_session *s)
 {
@@ -770,23 +764,13 @@ pc_sess_join_done(struct pc_session *s)
     if (s->joins_waiting > 0) {
         s->joins_waiting--;
     }
-    if (s->joins_waiting > 0 || s->in.len == 0 || s->state == SESS_CLOSING) {
-        return;
+    if (s->joins_waiting > 0 || s->in.len == 0 || s->state == SESS_CLOSING
+        || s->throttled) {
+        return; /* a throttled session is already queued */
     }
-    if (c->nresume == c->capresume) {
-        size_t cap = c->capresume ? 2 * c->capresume : 16;
-        uint64_t *v = realloc(c->resume, cap * sizeof(*v));
-        if (v == NULL) {
-            pc_sess_error_close(s, "Out of memory");
-            return;
-        }
-        c->resume = v;
-        c->capresume = cap;
-    }
-    c->resume[c->nresume++] = s->id;
-    if (!uv_is_active((uv_handle_t *)&c->resume_timer)) {
-        (void)uv_timer_start(&c->resume_timer, resume_tick, 0, 0);
-    }
+    sess_queue_held(s);
+    (void)uv_timer_start(&c->throttle_timer, throttle_tick, 0,
+                         SESS_THROTTLE_TICK_MS);
 }
 
 /* Gives throttled sessions their turn as tokens come back. */
@@ -804,12 +788,10 @@ throttle_tick(uv_timer_t *t)
         if (s->state == SESS_CLOSING) {
             continue;
         }
-        size_t used = sess_process(s, s->in.data, s->in.len);
+        sess_run_held(s);
         if (s->state == SESS_CLOSING) {
             continue;
         }
-        pc_buf_consume(&s->in, used);
-        pc_buf_shrink(&s->in);
         if (!s->throttled) {
             pc_conn_resume(s->conn);
         }
@@ -892,14 +874,13 @@ pc_chat_new(struct pc_chat **out, uv_loop_t *loop,
     (void)uv_timer_init(loop, &c->sweep_timer);
     (void)uv_timer_init(loop, &c->throttle_timer);
     (void)uv_timer_init(loop, &c->gap_timer);
-    (void)uv_timer_init(loop, &c->resume_timer);
     c->sweep_timer.data = c;
     c->throttle_timer.data = c;
     c->gap_timer.data = c;
-    c->resume_timer.data = c;
-    c->timers_open = 4;
+    c->timers_open = 3;
     (void)uv_timer_start(&c->sweep_timer, sweep_tick, 1000, 1000);
-    (void)uv_timer_start(&c->throttle_timer, throttle_tick, 100, 100);
+    (void)uv_timer_start(&c->throttle_timer, throttle_tick,
+                         SESS_THROTTLE_TICK_MS, SESS_THROTTLE_TICK_MS);
     *out = c;
     /* The room model listens before the store starts (pc_store_listen). */
     int rc = pc_acl_new(c);
@@ -1023,7 +1004,4 @@ pc_chat_free(struct pc_chat *c)
     uv_close((uv_handle_t *)&c->sweep_timer, timer_closed);
     uv_close((uv_handle_t *)&c->throttle_timer, timer_closed);
     uv_close((uv_handle_t *)&c->gap_timer, timer_closed);
-    uv_close((uv_handle_t *)&c->resume_timer, timer_closed);
-    free(c->resume);
-    c->resume = NULL;
 }

@@ -407,6 +407,19 @@ on_terminate(uv_signal_t *h, int signum)
     pc_chat_shutdown(w->chat, drained, w);
 }
 
+/* The IRC listeners' TLS context, as configured (the admin API's has no
+ * session tickets). */
+static SSL_CTX *
+irc_tls_ctx(const struct pc_conf *conf, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = pc_tls_server_ctx(conf->tls_cert, conf->tls_key, err,
+                                     errlen);
+    if (ctx != NULL) {
+        pc_tls_set_tickets(ctx, conf->tls_session_tickets);
+    }
+    return ctx;
+}
+
 static void
 on_reload(uv_signal_t *h, int signum)
 {
@@ -435,13 +448,11 @@ on_reload(uv_signal_t *h, int signum)
     apply_logging(&w->conf);
     if (fresh.tls_cert[0] != '\0' && w->tls != NULL) {
         char terr[512];
-        SSL_CTX *ctx = pc_tls_server_ctx(fresh.tls_cert, fresh.tls_key, terr,
-                                         sizeof(terr));
+        SSL_CTX *ctx = irc_tls_ctx(&fresh, terr, sizeof(terr));
         if (ctx == NULL) {
             pc_log(PC_LOG_ERR, "main", "TLS reload failed, keeping the old "
                    "certificate: %s", terr);
         } else {
-            pc_tls_set_tickets(ctx, fresh.tls_session_tickets);
             for (int i = 0; i < w->nlisteners; i++) {
                 pc_listener_set_tls(w->listeners[i], ctx);
             }
@@ -592,13 +603,11 @@ start_worker(struct pc_worker *w, bool standby)
     }
     pc_chat_set_bus(w->chat, w->bus);
     if (w->conf.listen_tls[0] != '\0') {
-        w->tls = pc_tls_server_ctx(w->conf.tls_cert, w->conf.tls_key, err,
-                                   sizeof(err));
+        w->tls = irc_tls_ctx(&w->conf, err, sizeof(err));
         if (w->tls == NULL) {
             pc_log(PC_LOG_CRIT, "main", "TLS: %s", err);
             return PC_ECONFIG;
         }
-        pc_tls_set_tickets(w->tls, w->conf.tls_session_tickets);
     }
     w->active = !standby;
     if (w->active && w->quorate && open_listeners(w) < 0) {

@@ -67,6 +67,14 @@ class Timeout(AssertionError):
     pass
 
 
+def tls_context():
+    """A TLS client context that accepts the tests' self-signed certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 class Client:
     def __init__(self, port, tls=False, host="127.0.0.1", timeout=5.0,
                  source=None, cert=None):
@@ -77,9 +85,7 @@ class Client:
             (host, port), timeout=timeout,
             source_address=(source, 0) if source else None)
         if tls:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
+            ctx = tls_context()
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
             if cert:
                 ctx.load_cert_chain(cert[0], cert[1])

@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from ircclient import ALL_CAPS, Client
+from ircclient import ALL_CAPS, Client, tls_context
 
 
 def test_registration_and_isupport(server):
@@ -136,9 +136,7 @@ def tls_session(ctx, port, session=None):
 
 def test_session_tickets_follow_the_setting(server_factory):
     # Off by default: a ticket costs every handshake 14% more server CPU.
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
+    ctx = tls_context()
     off = server_factory()
     sess, _ = tls_session(ctx, off.tls_port)
     assert not sess.has_ticket
@@ -154,9 +152,7 @@ def test_registration_not_held_by_delayed_acks(server):
     # writes NICK and USER separately sends USER only once NICK is ACKed;
     # pchatd ACKs a connection's first reads at once instead of letting the
     # kernel wait 40 ms for something to answer with.
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
+    ctx = tls_context()
     times = []
     for i, tls in enumerate([False, True] * 4):
         raw = socket.create_connection(("127.0.0.1", server.tls_port if tls else server.port),
@@ -177,9 +173,7 @@ def test_registration_not_held_by_delayed_acks(server):
 
 
 def old_tls_context():
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
+    ctx = tls_context()
     # Let the client itself offer TLS 1.0/1.1 (OpenSSL 3 needs level 0).
     ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
     ctx.minimum_version = ssl.TLSVersion.TLSv1
