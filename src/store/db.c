@@ -44,6 +44,7 @@ struct store_query {
     int nparams;
     char **params;
     uint64_t deadline_ms;
+    bool retry; /* pc_store_query_retry(): ahead of first attempts */
     pc_store_cb cb;
     void *arg;
     PGresult *res; /* first result, kept until the sync */
@@ -1079,8 +1080,8 @@ reroute_free(struct reroute *rr)
 
 static int queue_query(struct pc_store *s, enum pc_stmt stmt,
                        const char *sql, const char *const *params,
-                       int nparams, uint64_t deadline_ms, pc_store_cb cb,
-                       void *arg);
+                       int nparams, uint64_t deadline_ms, bool retry,
+                       pc_store_cb cb, void *arg);
 
 static void
 on_reader_result(void *arg, int status, PGresult *res)
@@ -1093,7 +1094,7 @@ on_reader_result(void *arg, int status, PGresult *res)
     } else if (s->closing
                || queue_query(s, rr->stmt, NULL,
                               (const char *const *)rr->params, rr->nparams,
-                              rr->deadline_ms, rr->cb, rr->arg)
+                              rr->deadline_ms, false, rr->cb, rr->arg)
                       < 0) {
         rr->cb(rr->arg, PC_ECANCELED, NULL);
     } else if (status == PC_EDB) {
@@ -1168,10 +1169,30 @@ pc_store_reading_standby(const struct pc_store *s)
            && s->reader->state == PC_STORE_READY;
 }
 
+/* A retry goes behind the retries already waiting and ahead of every
+ * first attempt (see pc_store_query_retry). */
+static void
+wait_insert(struct pc_store *s, struct store_query *q)
+{
+    struct store_query **pp = s->wait_tail;
+
+    if (q->retry) {
+        pp = &s->wait_head;
+        while (*pp != NULL && (*pp)->retry) {
+            pp = &(*pp)->next;
+        }
+    }
+    q->next = *pp;
+    *pp = q;
+    if (q->next == NULL) {
+        s->wait_tail = &q->next;
+    }
+}
+
 static int
 queue_query(struct pc_store *s, enum pc_stmt stmt, const char *sql,
             const char *const *params, int nparams, uint64_t deadline_ms,
-            pc_store_cb cb, void *arg)
+            bool retry, pc_store_cb cb, void *arg)
 {
     struct store_query *q = calloc(1, sizeof(*q));
     if (q == NULL) {
@@ -1188,9 +1209,8 @@ queue_query(struct pc_store *s, enum pc_stmt stmt, const char *sql,
         return -ENOMEM;
     }
     q->nparams = nparams;
-    q->next = NULL;
-    *s->wait_tail = q;
-    s->wait_tail = &q->next;
+    q->retry = retry;
+    wait_insert(s, q);
     if (deadline_ms != 0 && !uv_is_active((uv_handle_t *)&s->tick)) {
         (void)uv_timer_start(&s->tick, on_tick, STORE_TICK_MS, STORE_TICK_MS);
     }
@@ -1230,7 +1250,19 @@ pc_store_query(struct pc_store *s, enum pc_stmt stmt,
     if (stmt_reads_history(stmt) && pc_store_reading_standby(s)) {
         return reader_query(s, stmt, params, nparams, deadline_ms, cb, arg);
     }
-    return queue_query(s, stmt, NULL, params, nparams, deadline_ms, cb, arg);
+    return queue_query(s, stmt, NULL, params, nparams, deadline_ms, false,
+                       cb, arg);
+}
+
+int
+pc_store_query_retry(struct pc_store *s, enum pc_stmt stmt,
+                     const char *const *params, int nparams,
+                     pc_store_cb cb, void *arg)
+{
+    if (s->closing || (unsigned)stmt >= PC_STMT_COUNT) {
+        return PC_ECANCELED;
+    }
+    return queue_query(s, stmt, NULL, params, nparams, 0, true, cb, arg);
 }
 
 int
@@ -1242,7 +1274,7 @@ pc_store_query_sql(struct pc_store *s, const char *sql,
         return PC_ECANCELED;
     }
     return queue_query(s, PC_STMT_COUNT, sql, params, nparams, deadline_ms,
-                       cb, arg);
+                       false, cb, arg);
 }
 
 void

@@ -73,6 +73,15 @@ int pc_store_start(struct pc_store *s);
 int pc_store_query(struct pc_store *s, enum pc_stmt stmt,
                    const char *const *params, int nparams,
                    uint64_t deadline_ms, pc_store_cb cb, void *arg);
+/* Queues a statement again whose earlier attempt ended with PC_EUNKNOWN:
+ * it goes ahead of every query not sent yet (behind the retries already
+ * waiting), so that it keeps its place before the queries queued after
+ * the lost one; a post retried behind a later post would take its seq
+ * after it. No deadline: an outcome must be found. Returns as
+ * pc_store_query(). */
+int pc_store_query_retry(struct pc_store *s, enum pc_stmt stmt,
+                         const char *const *params, int nparams,
+                         pc_store_cb cb, void *arg);
 /* The same for an unprepared statement; sql is not copied (a string
  * constant). For the store's own monitoring (mirror.c). */
 int pc_store_query_sql(struct pc_store *s, const char *sql,

@@ -568,6 +568,42 @@ test_queued_before_connect(void **state)
     fix_close(&f);
 }
 
+/* A query sent again after PC_EUNKNOWN (pc_store_query_retry) goes ahead
+ * of the first attempts still waiting, behind the retries before it: a
+ * post retried behind a later one would take its seq after it. */
+static void
+test_retry_goes_first(void **state)
+{
+    struct fix f;
+    struct qres first[2], retry[2];
+
+    fix_open_db(&f, "t_main");
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(submit(&f, PC_STMT_SCHEMA_VERSION, NULL, 0, 0,
+                                &first[i]),
+                         0);
+    }
+    for (int i = 0; i < 2; i++) {
+        memset(&retry[i], 0, sizeof(retry[i]));
+        in_query = true;
+        assert_int_equal(pc_store_query_retry(f.s, PC_STMT_SCHEMA_VERSION,
+                                              NULL, 0, on_result, &retry[i]),
+                         0);
+        in_query = false;
+    }
+    assert_int_equal(pc_store_start(f.s), 0);
+    assert_true(run_until(&f, is_done, &first[1], 5000));
+    assert_int_equal(retry[0].order, 1);
+    assert_int_equal(retry[1].order, 2);
+    assert_int_equal(first[0].order, 3);
+    assert_int_equal(first[1].order, 4);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(retry[i].status, 0);
+        assert_int_equal(first[i].status, 0);
+    }
+    fix_close(&f);
+}
+
 /* One failing statement does not disturb the one after it, even when
  * both are in the pipeline together. */
 static void
@@ -1180,6 +1216,7 @@ main(void)
         cmocka_unit_test(test_uri),
         cmocka_unit_test(test_bad_conninfo),
         cmocka_unit_test(test_many),
+        cmocka_unit_test(test_retry_goes_first),
         cmocka_unit_test(test_outage),
         cmocka_unit_test(test_mirror_policies),
         cmocka_unit_test(test_reader),
