@@ -346,8 +346,10 @@ void pc_room_finish_waiters(struct pc_chat *c, struct pc_room *r,
                             bool refused);
 
 /* post.c */
+/* confirm: the commit's confirmation on the author's node (its author is
+ * answered even if the room already has the message). */
 void pc_deliver_room_wire(struct pc_chat *c, uint64_t from,
-                          const unsigned char *data, size_t len);
+                          const unsigned char *data, size_t len, bool confirm);
 /* Delivers a stored message (history row shape) to local members. */
 void pc_deliver_room_row(struct pc_chat *c, struct pc_room *r, void *res,
                          int row);
@@ -382,9 +384,11 @@ void pc_pool_tagmsg(struct pc_chat *c, struct pc_room *r, uint64_t at_ms,
  * type is unknown. */
 bool pc_pool_deliver(struct pc_chat *c, uint64_t from, const unsigned char *p,
                      size_t len);
-/* Room messages that arrived out of order wait here (post.c). */
+/* Room messages that arrived out of order wait here (post.c), and go out
+ * once the ones before them have (pc_pool_release). */
 void pc_pool_hold(struct pc_chat *c, struct pc_room *r, int64_t seq,
                   uint64_t from, const void *data, size_t len);
+void pc_pool_release(struct pc_chat *c, struct pc_room *r);
 void pc_pool_gap_check(uv_timer_t *t);
 
 /* history.c */

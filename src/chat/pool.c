@@ -714,6 +714,24 @@ pc_pool_hold(struct pc_chat *c, struct pc_room *r, int64_t seq, uint64_t from,
     if (r->pending_since_ms == 0) {
         r->pending_since_ms = pc_now_ms();
     }
+    /* A pool checks for gaps all the time; a single server only while
+     * something waits (pc_pool_gap_check stops it again). */
+    if (!uv_is_active((uv_handle_t *)&c->gap_timer)) {
+        (void)uv_timer_start(&c->gap_timer, pc_pool_gap_check, 100, 100);
+    }
+}
+
+void
+pc_pool_release(struct pc_chat *c, struct pc_room *r)
+{
+    while (r->pending != NULL && r->pending->seq <= r->last_seq + 1) {
+        struct pc_pending *p = r->pending;
+        r->pending = p->next;
+        if (p->seq == r->last_seq + 1) {
+            pc_deliver_room_wire(c, p->from, p->data, p->len, false);
+        }
+        free(p);
+    }
 }
 
 struct gap_ctx {
@@ -741,14 +759,7 @@ gap_filled(void *arg, int status, PGresult *res)
             r->last_seq = g->upto - 1;
         }
         r->pending_since_ms = 0;
-        while (r->pending != NULL && r->pending->seq <= r->last_seq + 1) {
-            struct pc_pending *p = r->pending;
-            r->pending = p->next;
-            if (p->seq == r->last_seq + 1) {
-                pc_deliver_room_wire(c, p->from, p->data, p->len);
-            }
-            free(p);
-        }
+        pc_pool_release(c, r);
         if (r->pending != NULL) {
             r->pending_since_ms = pc_now_ms();
         }
@@ -765,8 +776,10 @@ pc_pool_gap_check(uv_timer_t *t)
     uint64_t now = pc_now_ms();
     size_t pos = 0;
     struct pc_room *r;
+    bool held = false;
 
     while ((r = pc_map_next(&c->rooms, &pos, NULL)) != NULL) {
+        held = held || r->pending != NULL;
         if (r->pending == NULL || r->pending_since_ms == 0
             || now - r->pending_since_ms < GAP_WAIT_MS) {
             continue;
@@ -795,5 +808,8 @@ pc_pool_gap_check(uv_timer_t *t)
             free(g);
             r->pending_since_ms = now;
         }
+    }
+    if (!held && !c->pooled) {
+        (void)uv_timer_stop(t);
     }
 }

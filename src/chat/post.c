@@ -102,41 +102,16 @@ post_drain_check(struct pc_chat *c)
     }
 }
 
-static void
-post_send_batch(struct pc_chat *c)
+/* Sends b's posts as one call of pchat_post(). A retry (posts whose
+ * outcome is unknown) has no deadline and goes ahead of every query not
+ * sent yet. Returns 0, or a negative code (b is untouched). */
+static int
+post_batch_send(struct pc_chat *c, struct post_batch *b, uint64_t deadline,
+                bool retry)
 {
     struct pc_buf cols[8];
     const char *params[8];
-    struct post_batch *b;
-    uint64_t deadline = 0;
-    bool retry;
     int rc = 0;
-
-    b = calloc(1, sizeof(*b));
-    if (b == NULL) {
-        return;
-    }
-    b->chat = c;
-    /* Posts with an unknown outcome go in batches of their own without a
-     * deadline: they must be resolved, never refused. */
-    retry = c->posts->deadline_ms == 0;
-    struct pc_post **tail = &b->posts;
-    while (c->posts != NULL && b->count < c->conf->db_max_batch
-           && (c->posts->deadline_ms == 0) == retry) {
-        struct pc_post *p = c->posts;
-        c->posts = p->next;
-        c->nposts--;
-        p->next = NULL;
-        *tail = p;
-        tail = &p->next;
-        b->count++;
-        if (!retry && (deadline == 0 || p->deadline_ms < deadline)) {
-            deadline = p->deadline_ms;
-        }
-    }
-    if (c->posts == NULL) {
-        c->posts_tail = &c->posts;
-    }
 
     for (int i = 0; i < 8; i++) {
         pc_buf_init(&cols[i], 64 * 1024 * 1024);
@@ -163,13 +138,53 @@ post_send_batch(struct pc_chat *c)
         params[i] = cols[i].data;
     }
     if (rc == 0) {
-        rc = pc_store_query(c->store, PC_STMT_POST, params, 8, deadline,
-                            post_batch_done, b);
+        rc = retry ? pc_store_query_retry(c->store, PC_STMT_POST, params, 8,
+                                          post_batch_done, b)
+                   : pc_store_query(c->store, PC_STMT_POST, params, 8,
+                                    deadline, post_batch_done, b);
     }
     for (int i = 0; i < 8; i++) {
         pc_buf_free(&cols[i]);
     }
-    if (rc < 0) {
+    if (rc == 0) {
+        b->sent_ms = pc_now_ms();
+    }
+    return rc;
+}
+
+static void
+post_send_batch(struct pc_chat *c)
+{
+    struct post_batch *b;
+    uint64_t deadline = 0;
+    bool retry;
+
+    b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        return;
+    }
+    b->chat = c;
+    /* Posts with an unknown outcome go in batches of their own without a
+     * deadline: they must be resolved, never refused. */
+    retry = c->posts->deadline_ms == 0;
+    struct pc_post **tail = &b->posts;
+    while (c->posts != NULL && b->count < c->conf->db_max_batch
+           && (c->posts->deadline_ms == 0) == retry) {
+        struct pc_post *p = c->posts;
+        c->posts = p->next;
+        c->nposts--;
+        p->next = NULL;
+        *tail = p;
+        tail = &p->next;
+        b->count++;
+        if (!retry && (deadline == 0 || p->deadline_ms < deadline)) {
+            deadline = p->deadline_ms;
+        }
+    }
+    if (c->posts == NULL) {
+        c->posts_tail = &c->posts;
+    }
+    if (post_batch_send(c, b, deadline, retry) < 0) {
         while (b->posts != NULL) {
             struct pc_post *p = b->posts;
             b->posts = p->next;
@@ -179,7 +194,6 @@ post_send_batch(struct pc_chat *c)
         free(b);
         return;
     }
-    b->sent_ms = pc_now_ms();
     c->batches_in_flight++;
 }
 
@@ -312,7 +326,7 @@ post_publish(struct pc_chat *c, const struct pc_post *p, int64_t seq)
      * publish a QUIT through scratch.) */
     if (rc == 0 && c->pooled) {
         pc_deliver_room_wire(c, pc_bus_node_id(c->bus),
-                             (const unsigned char *)b->data, b->len);
+                             (const unsigned char *)b->data, b->len, true);
     }
 }
 
@@ -323,13 +337,25 @@ post_batch_done(void *arg, int status, PGresult *res)
     struct pc_chat *c = b->chat;
     struct pc_post *list = b->posts;
 
-    c->batches_in_flight--;
     pc_log(PC_LOG_TRACE, "post", "batch done status=%d posts=%zu ms=%" PRIu64,
            status, b->count, pc_now_ms() - b->sent_ms);
+    if (status == PC_EUNKNOWN) {
+        /* Maybe committed: the same batch again, same msgids, until we
+         * know; at once and ahead of the batches not sent yet, which hold
+         * later posts (of the same authors, maybe): were it stored after
+         * them, its posts would take later seqs. */
+        for (struct pc_post *p = list; p != NULL; p = p->next) {
+            p->deadline_ms = 0;
+        }
+        if (post_batch_send(c, b, 0, true) == 0) {
+            return;
+        }
+    }
+    c->batches_in_flight--;
     free(b);
 
     if (status == PC_EUNKNOWN) {
-        /* Maybe committed: retry with the same msgids until we know. */
+        /* Not even queued (the store is closing): at the head of ours. */
         post_requeue(c, list, true);
     } else if (status == PC_EDB) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -411,13 +437,38 @@ room_msg_line(const struct room_msg *m, const struct pc_session *s,
     return n > 0 ? (size_t)n : 0;
 }
 
+/* The author's answer to its post: the echo (echo-message), else an ACK
+ * for a labeled post. */
 static void
-deliver_room_msg(struct pc_chat *c, uint64_t from, const struct room_msg *m)
+answer_author(struct pc_session *author, const struct room_msg *m)
+{
+    char label[PC_LABEL_MAX + 1];
+    struct pc_irc_line l;
+
+    pc_slice(label, sizeof(label), m->label);
+    if (author->caps & CAP_ECHO_MESSAGE) {
+        size_t n = room_msg_line(m, author,
+                                 (author->caps & CAP_LABELED_RESPONSE) ? label
+                                                                       : NULL,
+                                 &l);
+        if (n > 0) {
+            pc_sess_send_raw(author, l.buf, n);
+        }
+    } else if (label[0] != '\0') {
+        pc_reply_begin(author, label);
+        pc_reply_end(author); /* ACK */
+    }
+}
+
+/* confirm: this is the commit's confirmation on the author's node (not a
+ * copy of it from the bus). */
+static void
+deliver_room_msg(struct pc_chat *c, uint64_t from, const struct room_msg *m,
+                 bool confirm)
 {
     char key[24];
     struct pc_room *r;
     struct pc_session *author = NULL;
-    char label[PC_LABEL_MAX + 1];
     /* One serialised line per combination of the caps that change it. */
     struct pc_irc_line *variants[8] = {NULL};
     size_t lens[8] = {0};
@@ -428,14 +479,23 @@ deliver_room_msg(struct pc_chat *c, uint64_t from, const struct room_msg *m)
     if (r == NULL) {
         return;
     }
-    if (m->seq <= r->last_seq) {
-        return; /* already delivered */
-    }
-    r->last_seq = m->seq;
     if (from == pc_bus_node_id(c->bus)) {
         author = pc_sess_by_id(c, m->sess_id);
     }
-    pc_slice(label, sizeof(label), m->label);
+    if (m->seq <= r->last_seq) {
+        /* Already delivered. A post whose commit was confirmed only by its
+         * retry (the connection was lost before the answer) may have
+         * reached the room meanwhile, read back by a gap fill: its author
+         * still waits for its answer. */
+        if (confirm && author != NULL) {
+            pc_log(PC_LOG_INFO, "post", "confirmed after its delivery "
+                   "room=%s seq=%" PRId64 " last=%" PRId64, r->name, m->seq,
+                   r->last_seq);
+            answer_author(author, m);
+        }
+        return;
+    }
+    r->last_seq = m->seq;
 
     for (size_t i = 0; i < r->nmembers; i++) {
         struct pc_session *s = r->members[i];
@@ -454,20 +514,7 @@ deliver_room_msg(struct pc_chat *c, uint64_t from, const struct room_msg *m)
         }
     }
     if (author != NULL) {
-        if (author->caps & CAP_ECHO_MESSAGE) {
-            struct pc_irc_line *l = &lines[0];
-            size_t n = room_msg_line(m, author,
-                                     (author->caps & CAP_LABELED_RESPONSE)
-                                         ? label
-                                         : NULL,
-                                     l);
-            if (n > 0) {
-                pc_sess_send_raw(author, l->buf, n);
-            }
-        } else if (label[0] != '\0') {
-            pc_reply_begin(author, label);
-            pc_reply_end(author); /* ACK */
-        }
+        answer_author(author, m);
     }
 }
 
@@ -496,15 +543,18 @@ pc_deliver_room_row(struct pc_chat *c, struct pc_room *r, void *pgres, int row)
     m.tags.p = PQgetvalue(res, row, 7);
     m.tags.len = strlen(m.tags.p);
     m.label = empty;
-    deliver_room_msg(c, 0, &m);
+    deliver_room_msg(c, 0, &m, false);
 }
 
 /* Decodes a room message and delivers it, or holds it if an earlier seq
- * of its room has not arrived yet (possible only in a pool, where two
- * members commit to one room). */
+ * of its room has not arrived yet: in a pool, where two members commit to
+ * one room, and on a single server after the database connection was
+ * lost, when the retry of a post whose outcome was unknown may be answered
+ * after a later post (delivering the later one first would drop the
+ * earlier as already delivered). confirm: see deliver_room_msg(). */
 void
 pc_deliver_room_wire(struct pc_chat *c, uint64_t from,
-                     const unsigned char *data, size_t len)
+                     const unsigned char *data, size_t len, bool confirm)
 {
     struct pc_wire_reader r = {data + 1, len - 1, false};
     struct room_msg m;
@@ -530,20 +580,13 @@ pc_deliver_room_wire(struct pc_chat *c, uint64_t from,
     (void)snprintf(key, sizeof(key), "%" PRId64, m.room_id);
     struct pc_room *room = pc_map_get(&c->rooms_by_id, key);
     /* last_seq 0 is known too: an empty room, whose first message is 1. */
-    if (room != NULL && c->pooled && m.seq > room->last_seq + 1) {
+    if (room != NULL && m.seq > room->last_seq + 1) {
         pc_pool_hold(c, room, m.seq, from, data, len);
         return;
     }
-    deliver_room_msg(c, from, &m);
-    /* Whatever waited for this one may follow now. */
-    while (room != NULL && room->pending != NULL
-           && room->pending->seq <= room->last_seq + 1) {
-        struct pc_pending *p = room->pending;
-        room->pending = p->next;
-        if (p->seq == room->last_seq + 1) {
-            pc_deliver_room_wire(c, p->from, p->data, p->len);
-        }
-        free(p);
+    deliver_room_msg(c, from, &m, confirm);
+    if (room != NULL) {
+        pc_pool_release(c, room);
     }
 }
 
@@ -554,7 +597,10 @@ pc_chat_deliver(void *arg, uint64_t from, const void *data, size_t len)
     const unsigned char *p = data;
 
     if (len >= 1 && p[0] == WIRE_ROOM_MSG) {
-        pc_deliver_room_wire(c, from, p, len);
+        /* On a single server the bus's copy is the only one: it is the
+         * confirmation; in a pool, post_publish() delivered it already. */
+        pc_deliver_room_wire(c, from, p, len,
+                             !c->pooled && from == pc_bus_node_id(c->bus));
         return;
     }
     if (len < 1 || !pc_pool_deliver(c, from, p, len)) {

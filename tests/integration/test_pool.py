@@ -4,12 +4,14 @@ order, nick uniqueness, remote users, and a killed node's users leaving."""
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
 
-from conftest import PCHATCTL
+from conftest import PCHATCTL, free_port
 from ircclient import ALL_CAPS
 
 COROSYNC_CONF = """totem {
@@ -230,3 +232,145 @@ def test_same_new_room_joined_on_two_nodes_at_once(pool):
             assert m.command == "366", "a JOIN was refused: %r" % m
             joined.add(m.params[1])
     assert int(a.query("SELECT count(*) FROM rooms WHERE name LIKE '#race%'")) == 30
+
+
+class FreezingProxy:
+    """TCP on loopback to PostgreSQL's Unix socket. freeze(): what the
+    server sends is kept back (the client's queries still go through);
+    cut(): every connection is closed and what was kept back is lost, as
+    when a network or a server dies between a COMMIT and its answer."""
+
+    def __init__(self, unix_path):
+        self.unix_path = unix_path
+        self.port = free_port()
+        self.lock = threading.Lock()
+        self.frozen = False
+        self.socks = []
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", self.port))
+        self.ls.listen(16)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            u = socket.socket(socket.AF_UNIX)
+            try:
+                u.connect(self.unix_path)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.socks += [c, u]
+            threading.Thread(target=self._pump, args=(c, u, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, True), daemon=True).start()
+
+    def _pump(self, src, dst, from_server):
+        while True:
+            try:
+                data = src.recv(65536)
+                if not data:
+                    break
+                with self.lock:
+                    if from_server and self.frozen:
+                        continue  # kept back, then lost at cut()
+                dst.sendall(data)
+            except OSError:
+                break
+        for x in (src, dst):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def freeze(self):
+        with self.lock:
+            self.frozen = True
+
+    def cut(self):
+        with self.lock:
+            socks, self.socks = self.socks, []
+            self.frozen = False
+        for x in socks:
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            x.close()
+
+    def close(self):
+        self.ls.close()
+        self.cut()
+
+
+@pytest.fixture
+def pg_proxy(postgres):
+    """Set up before the servers, so that it outlives them: a node cut off
+    from its database cannot drain its posts and stop."""
+    proxy = FreezingProxy(os.path.join(postgres.dir, ".s.PGSQL.%d" % postgres.port))
+    yield proxy
+    proxy.close()
+
+
+def test_post_confirmed_after_the_room_has_it(pg_proxy, server_factory, corosync):
+    """A post committed on node a whose answer was lost is retried; meanwhile
+    node b's later post makes a read the missing message back from the
+    database (a gap fill) and deliver it. When the retry finally confirms
+    it (with its first seq), its author must still get its labeled echo:
+    the room has the message already, but the author was never answered.
+
+    The retry is held back by the mirror watcher (a synchronous standby
+    that is missing), which lets reads past: the gap fill comes first."""
+    mirror = {"database__mirror_policy": "durability", "database__mirror_check_ms": 100,
+              "database__backoff_min_ms": 50, "database__backoff_max_ms": 200}
+    b = server_factory(pool__backend="cpg", auth__required="no", **mirror)
+    proxy = pg_proxy
+    via_proxy = "host=127.0.0.1 port=%d dbname=%s user=pchat" % (proxy.port, b.dbname)
+    a = server_factory(pool__backend="cpg", auth__required="no",
+                       database__conninfo=via_proxy, **mirror)
+
+    def sync_names(how):
+        # ALTER SYSTEM may not run in a transaction: two psql calls.
+        b.pg.psql("ALTER SYSTEM " + how)
+        b.pg.psql("SELECT pg_reload_conf()")
+    try:
+        alice = a.client("alice", ALL_CAPS)
+        bob = b.client("bob", ALL_CAPS)
+        alice.join("#confirm")
+        bob.join("#confirm")
+        alice.expect(lambda m: m.command == "JOIN" and m.nick == "bob", timeout=5)
+        alice.send("@label=w PRIVMSG #confirm :warm")
+        assert alice.expect(lambda m: m.tags.get("label") == "w").command == "PRIVMSG"
+        bob.expect(lambda m: m.command == "PRIVMSG" and m.params[1] == "warm")
+
+        # Committed, answer kept back.
+        proxy.freeze()
+        alice.send("@label=mine PRIVMSG #confirm :mine")
+        wait_for(lambda: b.query("SELECT count(*) FROM messages WHERE body = 'mine'") == "1",
+                 what="the post committed")
+        # Node b's next post: its seq follows; node a holds it for the gap.
+        bob.send("@label=t PRIVMSG #confirm :theirs")
+        assert bob.expect(lambda m: m.tags.get("label") == "t").command == "PRIVMSG"
+        # The standby goes missing: writes are held once a looks again.
+        sync_names("SET synchronous_standby_names = 'ghost'")
+        time.sleep(0.5)  # a's gap fill is sent, on the frozen connection
+        proxy.cut()
+        # a reconnects, holds the retry (no mirror) and fills the gap.
+        got = [alice.expect("PRIVMSG", timeout=10) for _ in range(2)]
+        assert [(m.params[1], m.tags.get("label")) for m in got] == [
+            ("mine", None), ("theirs", None)], got
+        assert b.query("SELECT count(*) FROM messages WHERE body = 'mine'") == "1"
+        # The standby is back: the retry runs and confirms the first seq.
+        sync_names("RESET synchronous_standby_names")
+        echo = alice.expect(lambda m: m.tags.get("label") == "mine", timeout=10)
+        assert echo.command == "PRIVMSG" and echo.tags["msgid"] == got[0].tags["msgid"]
+        assert b.query("SELECT count(*) FROM messages WHERE body = 'mine'") == "1"
+        # Everyone else heard it once.
+        seen = [m.params[1] for m in bob.drain(0.5) + bob.seen if m.command == "PRIVMSG"]
+        assert seen.count("mine") == 1, seen
+    finally:
+        sync_names("RESET synchronous_standby_names")
