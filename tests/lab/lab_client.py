@@ -24,26 +24,37 @@ def history(c, room, limit=500):
     return [(m.tags["msgid"], m.params[1]) for m in lines if m.command == "PRIVMSG"]
 
 
-def post_again(ip, nick, room, label, text, within_s, connect_timeout=3):
+def post_again(ip, nick, room, label, text, within_s, connect_timeout=3, failures=None):
     """Connects (retrying until within_s), joins and posts; returns the
-    acknowledged (msgid, text)."""
+    acknowledged (msgid, text). Why each failed try failed is appended to
+    failures (a list) if given."""
     end = time.monotonic() + within_s
-    why, tries = "", 0
+    why, tries, first = "", 0, None
     while True:
         tries += 1
+        c = None
         try:
-            c = connect(ip, nick, timeout=connect_timeout)
+            c = Client(6667, host=ip, timeout=connect_timeout)
+            c.register(nick, ALL_CAPS)
             c.join(room)
             c.send("@label=%s PRIVMSG %s :%s" % (label, room, text))
             m = c.expect(lambda m: m.tags.get("label") == label, timeout=5)
             if m.command == "PRIVMSG":
                 return c, (m.tags["msgid"], m.params[1])
             why = "answered %s %s" % (m.command, " ".join(m.params))
-            c.close()
         except Exception as e:
             why = "%s: %s" % (type(e).__name__, str(e)[:300])
-        assert time.monotonic() < end, "could not post %r through %s in %d tries; last: %s" % (
-            text, ip, tries, why)
+            if c is not None and c.seen:
+                why += " (earlier lines: %r)" % c.seen[-5:]
+        # A try that failed half-way must not keep its nick registered
+        # for the next one.
+        if c is not None:
+            c.close()
+        first = first or why
+        if failures is not None:
+            failures.append(why[:200])
+        assert time.monotonic() < end, "could not post %r through %s in %d tries; first: %s; last: %s" % (
+            text, ip, tries, first, why)
         time.sleep(0.1)
 
 
@@ -75,11 +86,17 @@ def post_elsewhere_then_here(result, t0, acked, other_vip, vip, nick, room):
     active node, then a client posts through vip once Pacemaker has moved
     it; adds both times, and whether history holds every message in acked
     (extended with the two new ones) once and in order, to result."""
-    c2, ack = post_again(other_vip, nick, room, "again", "after on the other node", 60)
+    failed = result["failed_tries_other_node"] = []
+    c2, ack = post_again(other_vip, nick, room, "again", "after on the other node", 60,
+                         failures=failed)
     acked.append(ack)
     result["posting_again_other_node_s"] = time.time() - t0
     c2.close()
-    c3, ack = post_again(vip, nick + "2", room, "moved", "after on the moved address", 60, 2)
+    # Tries through the moved address fail until Pacemaker has moved it.
+    moving = []
+    c3, ack = post_again(vip, nick + "2", room, "moved", "after on the moved address", 60, 2,
+                         failures=moving)
+    result["failed_tries_same_address"] = len(moving)
     acked.append(ack)
     result["posting_again_same_address_s"] = time.time() - t0
     hist = history(c3, room)
