@@ -40,6 +40,7 @@ cleanup() {
     [ -n "${pchatd_pid:-}" ] && kill "$pchatd_pid" 2>/dev/null && wait "$pchatd_pid" 2>/dev/null
     "$top/bench/run-inspircd.sh" stop "$work/inspircd" >/dev/null 2>&1 || echo "inspircd already stopped"
     "$top/tools/pg-private" stop "$work/pg" >/dev/null 2>&1 || echo "postgres already stopped"
+    if [ "${KEEP_WORK:-0}" = 1 ]; then echo "work dir kept: $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 

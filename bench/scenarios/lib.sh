@@ -98,11 +98,18 @@ scn_idle_check() {
     fi
 }
 
+# The work dir holds a PostgreSQL cluster of a GiB or more after a run:
+# removed unless KEEP_WORK=1 (logs, rows.tsv for a closer look).
 scn_cleanup() {
     scn_stop
     if [ "$PG_STARTED" = 1 ]; then
         "$top/tools/pg-private" stop "$WORK/pg" >/dev/null 2>&1 \
             || echo "(postgres already stopped)" >&2
+    fi
+    if [ "${KEEP_WORK:-0}" = 1 ]; then
+        echo "# work dir kept: $WORK" >&2
+    else
+        rm -rf "$WORK"
     fi
 }
 
