@@ -29,7 +29,7 @@ def _pchatd_logs(since):
     pattern = os.path.join(labutil.CURRENT[-1].dir, "hosts", "*", "root", "var", "log",
                            "pchat", "pchatd.log")
     for path in sorted(glob.glob(pattern)):
-        host = path.split(os.sep)[-7]
+        host = path.split(os.sep)[-6]
         try:
             if os.path.getmtime(path) < since:
                 continue

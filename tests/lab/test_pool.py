@@ -140,10 +140,15 @@ def test_planned_switchover_with_pcs(lab, tmp_path):
     try:
         assert sb.returncode == 0, sb.stderr
         result = bg.join("pool switch-over")
+        # Only the standby node's address moved: the other active node
+        # kept its own (and its clients their connections).
+        after = LAB.vips()
     finally:
         un = run("exec", victim, "pcs", "node", "unstandby", victim, timeout=60)
     assert un.returncode == 0, un.stderr
     assert result["all_acked_in_history_once"] and result["history_in_ack_order"], result
+    assert all(after.get(v) == h for v, h in vips.items() if v != "vip1"), (vips, after)
+    assert after.get("vip1") not in (None, victim), (vips, after)
     settle("all promoted instances with their addresses again")
 
 
@@ -230,6 +235,15 @@ def test_rogue_pool_member_is_ignored(lab):
     assert LAB.promoted(PCHATD) == roles, "roles changed"
 
 
+EMPTY_CIB_WITH_NODES = r"""set -e
+cibadmin --empty > FILE
+CIB_file=FILE cibadmin --replace --scope nodes --xml-text "$(cibadmin --query --scope nodes)"
+CIB_file=FILE cibadmin --replace --scope status --xml-text "$(cibadmin --query --scope status |
+    sed -e '/<lrm /,/<\/lrm>/d' -e '/<transient_attributes/,/<\/transient_attributes>/d')"
+CIB_file=FILE cibadmin --modify --xml-text '<cib have-quorum="1"/>'
+"""
+
+
 def test_pcs_script_configures_fencing(lab):
     """ha/pcs/pchat-resources' fencing for real hardware, built offline on
     an empty CIB inside a host (where pcs sees the fence agents) and
@@ -248,7 +262,10 @@ def test_pcs_script_configures_fencing(lab):
                                          "/etc/pchat/ipmi-password"]),
                        ("sbd", ["--fence-sbd", "/dev/disk/by-id/lab-sbd"])):
         f = "/tmp/fence-%s.xml" % kind
-        LAB.exec(h, "sh", "-c", "cibadmin --empty > " + f, check=True)
+        # An empty configuration on the cluster's nodes, as they are
+        # (online, quorate) but without resources: the addresses' room is
+        # set per node, and crm_verify judges the placement.
+        LAB.exec(h, "sh", "-c", EMPTY_CIB_WITH_NODES.replace("FILE", f), check=True)
         r = LAB.exec(h, script, "-f", f, *(common + opts), timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr
         LAB.exec(h, "crm_verify", "-V", "-x", f, check=True)
@@ -256,6 +273,20 @@ def test_pcs_script_configures_fencing(lab):
         props = {n.get("name"): n.get("value") for n in x.iter("nvpair")
                  if n.get("id", "").startswith("cib-bootstrap-options")}
         assert props.get("stonith-enabled") == "true", props
+        # One address per node by utilization, sticky; no anti-colocation
+        # chain between the addresses (it moved healthy nodes' addresses).
+        assert props.get("placement-strategy") == "utilization", props
+        for n in x.iter("node"):
+            room = {a.get("name"): a.get("value") for u in n.iter("utilization") for a in u}
+            assert room.get("vips") == "1", (n.get("uname"), room)
+        vips = [p for p in x.iter("primitive") if p.get("id", "").startswith("vip")]
+        assert len(vips) == 2
+        for v in vips:
+            meta = {a.get("name"): a.get("value") for m in v.iter("meta_attributes") for a in m}
+            use = {a.get("name"): a.get("value") for u in v.iter("utilization") for a in u}
+            assert meta.get("resource-stickiness") == "100" and use.get("vips") == "1", (meta, use)
+        assert not [c for c in x.iter("rsc_colocation")
+                    if c.get("rsc", "").startswith("vip") and c.get("with-rsc", "").startswith("vip")]
         fence = {p.get("id"): p for p in x.iter("primitive") if p.get("class") == "stonith"}
         avoid = {(l.get("rsc"), l.get("node")) for l in x.iter("rsc_location")
                  if l.get("score") == "-INFINITY"}
