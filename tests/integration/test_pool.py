@@ -132,10 +132,26 @@ def test_cross_node_chat_in_one_order(pool):
     assert [(m.tags["msgid"], m.params[1]) for m in hist] == seen["alice"]
 
 
+def whois_on(node, nick, until, what):
+    """WHOIS nick from a client of node until until(replies) holds: what
+    another member publishes reaches this node through the pool, a moment
+    later (longer on a loaded machine)."""
+    c = node.client("w%d" % (time.monotonic_ns() % 100000))
+    deadline = time.monotonic() + 10
+    while True:
+        c.send("WHOIS " + nick)
+        replies = c.collect_until(lambda m: m.command in ("318", "401"))
+        if until(replies):
+            c.close()
+            return
+        assert time.monotonic() < deadline, "%s never seen on the other node: %r" % (what, replies)
+        time.sleep(0.05)
+
+
 def test_nicknames_are_unique_across_nodes(pool):
     a, b = pool
     carol = a.client("carol")  # keep the connection open
-    time.sleep(0.3)
+    whois_on(b, "carol", lambda r: any(m.command == "311" for m in r), "carol")
     c2 = b.client(None, register=False)
     c2.send("NICK carol")
     c2.send("USER c 0 * :c")
@@ -155,7 +171,7 @@ def test_away_is_seen_from_the_other_node(pool):
     asker = b.client("asker")
     away.send("AWAY :gone fishing")
     away.expect("306")
-    time.sleep(0.3)
+    whois_on(b, "sleepy", lambda r: any(m.command == "301" for m in r), "sleepy's AWAY")
     asker.send("PRIVMSG sleepy :hello?")
     assert asker.expect("301").params[1:] == ["sleepy", "gone fishing"]
     # The private message itself crosses to the other node.
@@ -181,10 +197,11 @@ def test_killed_node_users_quit_at_once(pool):
     a, b = pool
     doomed = a.client("doomed")
     stays = b.client("stays")
+    # Node b hears of doomed's JOIN through the pool: wait for it (NAMES
+    # right after the JOIN on a raced it on a loaded machine).
+    stays.join("#k")
     doomed.join("#k")
-    stays.send("JOIN #k")
-    names = stays.expect("353").params[-1].split()
-    assert "doomed" in {n.lstrip("@+") for n in names}
+    stays.expect(lambda m: m.command == "JOIN" and m.nick == "doomed", timeout=10)
     t0 = time.monotonic()
     a.proc.kill()
     a.proc.wait()
