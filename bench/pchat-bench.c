@@ -308,7 +308,12 @@ enum bench_state {
     ST_DEAD
 };
 
-enum bench_phase { PH_CONNECT, PH_WAIT_GO, PH_RUN, PH_DONE };
+/* PH_DRAIN: the window is over, no more posts; the answers to the posts
+ * sent in it are still counted, until they are all in (or a timeout). */
+enum bench_phase { PH_CONNECT, PH_WAIT_GO, PH_RUN, PH_DRAIN, PH_DONE };
+
+#define DRAIN_MAX_NS 3000000000ull  /* answers later than this are lost */
+#define DRAIN_GRACE_NS 50000000ull  /* after the last echo: deliveries */
 
 /* Capabilities we may ask for, as bits. */
 enum {
@@ -379,6 +384,7 @@ struct bench_worker {
     int dead;
     int ready; /* clients in ST_READY now */
     uint64_t t_start_ns, t_go_ns, t_measure_ns, t_end_ns, t_last_tick_ns;
+    uint64_t t_quiet_ns; /* PH_DRAIN: since when nothing is pending */
     bool posting, measuring;
     double rate, credit;
     double cpu0;
@@ -389,6 +395,13 @@ struct bench_worker {
 
 static void client_flush(struct bench_client *c);
 static void client_post(struct bench_client *c);
+
+/* Whether a post sent at t (its timestamp) belongs to the measured window. */
+static bool
+in_window(const struct bench_worker *w, uint64_t t)
+{
+    return t >= w->t_measure_ns && t < w->t_end_ns;
+}
 
 static void
 mark_dirty(struct bench_client *c)
@@ -713,16 +726,20 @@ on_privmsg(struct bench_client *c, char *rest)
     unsigned long from = strtoul(p, NULL, 10);
     uint64_t now = now_ns();
     uint64_t lat = now > sent ? now - sent : 0;
+    /* Counted by when the post was sent, not when its answer came: posts,
+     * acks and deliveries then cover the same posts, whatever was in
+     * flight at either end of the window. */
+    bool counted = in_window(w, sent);
     if (from == c->id) {
         c->pending--;
-        if (w->measuring) {
+        if (counted) {
             w->st.acks++;
             hist_add(&w->st.ack, lat);
         }
         if (w->posting && c->sender && w->o->rate <= 0) {
             client_post(c);
         }
-    } else if (w->measuring) {
+    } else if (counted) {
         w->st.deliveries++;
         hist_add(&w->st.lat, lat);
     }
@@ -1107,11 +1124,12 @@ client_post(struct bench_client *c)
     if (padlen > (int)sizeof(pad) - 1) {
         padlen = (int)sizeof(pad) - 1;
     }
+    uint64_t sent = now_ns();
     client_send(c, "PRIVMSG #%s%d :pb %" PRIu64 " %u %" PRIu64 " %.*s",
-                w->o->room_prefix, c->room, now_ns(), c->id, ++c->seq, padlen,
+                w->o->room_prefix, c->room, sent, c->id, ++c->seq, padlen,
                 pad);
     c->pending++;
-    if (w->measuring) {
+    if (in_window(w, sent)) {
         w->st.posts++;
     }
 }
@@ -1163,16 +1181,36 @@ stats_json(const struct bench_stats *s, struct pc_buf *out)
     (void)pc_buf_append_str(out, "]}");
 }
 
+/* The end of the window: posting stops; the answers still due are
+ * awaited (PH_DRAIN) before the result goes up. */
 static void
-worker_finish(struct bench_worker *w, uint64_t now)
+worker_end_window(struct bench_worker *w, uint64_t now)
+{
+    w->measuring = false;
+    w->posting = false;
+    w->phase = PH_DRAIN;
+    w->t_quiet_ns = 0;
+    w->st.window_secs = (double)(now - w->t_measure_ns) / 1e9;
+    w->st.cpu_window_secs = proc_cpu_secs(0) - w->cpu0;
+}
+
+static bool
+worker_pending(const struct bench_worker *w)
+{
+    for (int i = 0; i < w->nclients; i++) {
+        if (w->clients[i].state == ST_READY && w->clients[i].pending > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+worker_finish(struct bench_worker *w)
 {
     struct pc_buf out;
 
-    w->measuring = false;
-    w->posting = false;
     w->phase = PH_DONE;
-    w->st.window_secs = (double)(now - w->t_measure_ns) / 1e9;
-    w->st.cpu_window_secs = proc_cpu_secs(0) - w->cpu0;
     w->st.cpu_total_secs = proc_cpu_secs(0);
     for (int i = 0; i < w->nclients; i++) {
         if (w->clients[i].state == ST_READY) {
@@ -1263,9 +1301,21 @@ on_tick(uv_timer_t *t)
             w->cpu0 = proc_cpu_secs(0);
         }
         if (now >= w->t_end_ns) {
-            worker_finish(w, now);
+            worker_end_window(w, now);
         } else if (w->posting && w->rate > 0 && w->nsenders > 0) {
             worker_pace(w, now);
+        }
+    } else if (w->phase == PH_DRAIN) {
+        /* Every echo in, then a moment for the deliveries to the other
+         * members, which the server wrote in the same pass. */
+        if (worker_pending(w)) {
+            w->t_quiet_ns = 0;
+        } else if (w->t_quiet_ns == 0) {
+            w->t_quiet_ns = now;
+        }
+        if ((w->t_quiet_ns != 0 && now - w->t_quiet_ns >= DRAIN_GRACE_NS)
+            || now - w->t_end_ns >= DRAIN_MAX_NS) {
+            worker_finish(w);
         }
     }
     w->t_last_tick_ns = now;
@@ -1886,7 +1936,8 @@ usage(FILE *f)
         "                        echoes allow with --window W per sender)\n"
         "  --window W            posts in flight per sender (default 1)\n"
         "  --body-len B          message body length (default 60)\n"
-        "  --duration D          measured seconds (default 10)\n"
+        "  --duration D          measured seconds (default 10); the answers to\n"
+        "                        the posts sent in them are awaited after\n"
         "  --warmup W            seconds posting before measuring (default 2)\n"
         "  --connect-rate C      new connections per second (0 = at once)\n"
         "  --connect-timeout T   give up waiting for joins (default 120 s)\n"
