@@ -385,7 +385,9 @@ struct bench_worker {
     int ready; /* clients in ST_READY now */
     uint64_t t_start_ns, t_go_ns, t_measure_ns, t_end_ns, t_last_tick_ns;
     uint64_t t_quiet_ns; /* PH_DRAIN: since when nothing is pending */
-    bool posting, measuring;
+    bool posting;
+    bool measuring; /* the window's CPU reading is taken (cpu0); what is
+                       counted goes by the posts' send times (in_window) */
     double rate, credit;
     double cpu0;
     char sasl_b64[512];

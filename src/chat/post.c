@@ -271,16 +271,13 @@ pc_chat_end_of_pass(struct pc_chat *c)
 
 /* Puts posts back at the head of the queue, in order, for a retry. */
 static void
-post_requeue(struct pc_chat *c, struct pc_post *list, bool unknown)
+post_requeue(struct pc_chat *c, struct pc_post *list)
 {
     struct pc_post *last = list;
     if (list == NULL) {
         return;
     }
     for (struct pc_post *p = list; p != NULL; p = p->next) {
-        if (unknown) {
-            p->deadline_ms = 0;
-        }
         last = p;
         c->nposts++;
     }
@@ -356,7 +353,7 @@ post_batch_done(void *arg, int status, PGresult *res)
 
     if (status == PC_EUNKNOWN) {
         /* Not even queued (the store is closing): at the head of ours. */
-        post_requeue(c, list, true);
+        post_requeue(c, list);
     } else if (status == PC_EDB) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         bool transient = state != NULL && (strncmp(state, "40", 2) == 0
@@ -364,7 +361,7 @@ post_batch_done(void *arg, int status, PGresult *res)
         pc_log(PC_LOG_WARN, "post", "batch failed sqlstate=%s: %s",
                state ? state : "?", PQresultErrorMessage(res));
         if (transient) {
-            post_requeue(c, list, false);
+            post_requeue(c, list);
         } else {
             while (list != NULL) {
                 struct pc_post *p = list;

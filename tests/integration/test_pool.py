@@ -137,15 +137,13 @@ def whois_on(node, nick, until, what):
     another member publishes reaches this node through the pool, a moment
     later (longer on a loaded machine)."""
     c = node.client("w%d" % (time.monotonic_ns() % 100000))
-    deadline = time.monotonic() + 10
-    while True:
+
+    def seen():
         c.send("WHOIS " + nick)
-        replies = c.collect_until(lambda m: m.command in ("318", "401"))
-        if until(replies):
-            c.close()
-            return
-        assert time.monotonic() < deadline, "%s never seen on the other node: %r" % (what, replies)
-        time.sleep(0.05)
+        return until(c.collect_until(lambda m: m.command in ("318", "401")))
+
+    wait_for(seen, what=what + " on the other node")
+    c.close()
 
 
 def test_nicknames_are_unique_across_nodes(pool):

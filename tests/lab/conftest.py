@@ -28,6 +28,7 @@ def _pchatd_logs(since):
     out = {}
     pattern = os.path.join(labutil.CURRENT[-1].dir, "hosts", "*", "root", "var", "log",
                            "pchat", "pchatd.log")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since))
     for path in sorted(glob.glob(pattern)):
         host = path.split(os.sep)[-6]
         try:
@@ -37,7 +38,6 @@ def _pchatd_logs(since):
                 lines = f.readlines()
         except OSError:
             continue
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since))
         recent = [l for l in lines if l[:19] >= stamp]
         out[host] = "".join(recent[-LOG_LINES:])
     return out
